@@ -1,0 +1,3 @@
+from kohya_plan.cli import main
+
+main()
