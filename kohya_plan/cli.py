@@ -1,12 +1,179 @@
-"""Command-line interface (the only module that imports click)."""
+"""Command-line interface: thin click commands over the library (the only click importer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import click
 
+from kohya_plan import __version__
+from kohya_plan.errors import KohyaPlanError, PlanError
 
-@click.group()
+_SET_HELP = "Override a plan key, typed as TOML: --set training.epochs=5 (repeatable)."
+
+
+class _Group(click.Group):
+    """Turns kohya-plan's own errors into messages and exit codes, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PlanError as exc:
+            from kohya_plan import display
+
+            display.problems(exc.problems)
+            ctx.exit(exc.exit_code)
+        except KohyaPlanError as exc:
+            from kohya_plan import display
+
+            display.error(str(exc))
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kohya-plan")
 def cli() -> None:
-    """kohya-plan."""
+    """Plan, check and launch kohya-ss/sd-scripts LoRA training from one TOML file.
+
+    \b
+    Typical session:
+      kohya-plan init my-lora                 # a commented plan.toml to edit
+      kohya-plan check my-lora/plan.toml      # every problem at once, and the exact steps
+      kohya-plan make my-lora/plan.toml --dry-run   # the exact command, nothing written
+      kohya-plan make my-lora/plan.toml       # a new run folder with all sd-scripts files
+    """
+
+
+plan_argument = click.argument(
+    "plan_path", metavar="PLAN", type=click.Path(path_type=Path, dir_okay=False)
+)
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+
+
+@cli.command()
+@click.argument("folder", default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--template", "-t", default="sd15-character", show_default=True, help="See `templates`."
+)
+def init(folder: Path, template: str) -> None:
+    """Write a commented plan.toml into FOLDER (never overwrites).
+
+    \b
+    Examples:
+      kohya-plan init xunxian
+      kohya-plan init photos --template sd15-realistic
+    """
+    from kohya_plan import display
+    from kohya_plan.templates import write_template
+
+    target = write_template(template, folder)
+    display.plain(f"Wrote {target} (template {template}). Edit it, then:")
+    display.plain(f"  kohya-plan check {target}")
+
+
+@cli.command(name="templates")
+def templates_command() -> None:
+    """List the built-in plan templates."""
+    from kohya_plan import display
+    from kohya_plan.templates import list_templates
+
+    for template in list_templates():
+        display.plain(f"{template.name:18} {template.description}")
+
+
+@cli.command(name="rules")
+def rules_command() -> None:
+    """List every rule id (for rules.allow), its source and severity."""
+    from kohya_plan import display
+    from kohya_plan.plan import RULES
+
+    for rule in RULES.values():
+        display.plain(f"{rule.id:24} {rule.severity:7} {rule.ref:11} {rule.title}")
+
+
+@cli.command()
+@plan_argument
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead.")
+def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Validate PLAN against sd-scripts and the tutorial's rules; show the exact steps.
+
+    Exit status: 0 when there are no errors (advice never changes it), 2 when there are.
+
+    \b
+    Examples:
+      kohya-plan check plan.toml
+      kohya-plan check plan.toml --set network.dim=32 --json
+    """
+    from kohya_plan import display
+    from kohya_plan.planning import check_plan, failed_report_json
+
+    try:
+        report = check_plan(plan_path, overrides)
+    except PlanError as exc:
+        if not as_json:
+            raise
+        display.raw(json.dumps(failed_report_json(exc), indent=2, ensure_ascii=False) + "\n")
+        raise SystemExit(2) from None
+    if as_json:
+        display.raw(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        display.check_report(report)
+    if not report.ok:
+        raise SystemExit(2)
+
+
+@cli.command()
+@plan_argument
+@set_option
+@click.option("--dry-run", is_flag=True, help="Print the command and files; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print argv and files.")
+@click.option(
+    "--shell",
+    type=click.Choice(["posix", "powershell"]),
+    default="posix",
+    show_default=True,
+    help="How to quote the printed command.",
+)
+def make(
+    plan_path: Path, overrides: tuple[str, ...], dry_run: bool, as_json: bool, shell: str
+) -> None:
+    """Render PLAN into a new run folder: dataset.toml, config.toml, prompts, command.
+
+    Never reuses or overwrites a run folder. Blocked by errors that are not waived.
+
+    \b
+    Examples:
+      kohya-plan make plan.toml --dry-run
+      kohya-plan make plan.toml --dry-run --shell powershell
+      kohya-plan make plan.toml
+    """
+    from kohya_plan import display
+    from kohya_plan.planning import check_plan, dry_run_json, make_run, render_run, shell_command
+
+    report = check_plan(plan_path, overrides)
+    report.raise_if_blocked()
+    if dry_run:
+        rendered = render_run(report, report.next_run_dir())
+        if as_json:
+            display.raw(json.dumps(dry_run_json(rendered), indent=2, ensure_ascii=False) + "\n")
+            return
+        for name in ("dataset.toml", "config.toml", "prompts.txt"):
+            display.plain(f"--- {name} ---")
+            display.raw(rendered.files[name])
+        display.plain(f"--- command ({shell}) ---")
+        display.plain(shell_command(rendered.launch, shell))
+        return
+    run_dir, rendered = make_run(report)
+    if as_json:
+        payload = {"run_dir": str(run_dir), **dry_run_json(rendered)}
+        display.raw(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return
+    display.made(str(run_dir), shell_command(rendered.launch, shell), shell)
 
 
 def main() -> None:
-    cli()
+    """Entry point of the `kohya-plan` script."""
+    cli(prog_name="kohya-plan")

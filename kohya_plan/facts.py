@@ -1,0 +1,79 @@
+"""What kohya-plan learned from the disk about a plan (gathered by `inspect`, checked by `checks`).
+
+Plain data, so the checks stay pure and testable without files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kohya_plan.render.dataset_toml import ResolvedSubset
+
+ModelKind = Literal["file", "diffusers", "hub", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderFacts:
+    """One image folder as sd-scripts will read it."""
+
+    subset: ResolvedSubset
+    exists: bool
+    images: int
+    sizes: tuple[tuple[int, int], ...]
+    missing_captions: tuple[str, ...] = ()
+    empty_captions: tuple[str, ...] = ()
+    non_utf8_captions: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
+    duplicate_stems: tuple[str, ...] = ()
+    skipped_files: tuple[str, ...] = ()
+    caption_heads: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def captions(self) -> int:
+        """Images that have a caption file."""
+        return self.images - len(self.missing_captions)
+
+
+@dataclass(frozen=True, slots=True)
+class ParentFacts:
+    """A train_dir/reg_dir (the folder that holds N_name folders)."""
+
+    path: Path
+    field: str
+    exists: bool
+    is_dir: bool
+    direct_images: int
+    ignored_folders: tuple[str, ...] = ()
+    zero_repeat_folders: tuple[str, ...] = ()
+    repeat_folders: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepFacts:
+    """sd-scripts' own step maths for this plan and data."""
+
+    batches_per_epoch: int
+    steps_per_epoch: int
+    epochs: int
+    total_optimization_steps: int
+    tutorial_formula: float
+    train_samples: int
+    reg_samples: int
+    buckets: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the checks need besides the plan."""
+
+    model_kind: ModelKind
+    model_ref: str
+    parents: tuple[ParentFacts, ...] = ()
+    folders: tuple[FolderFacts, ...] = ()
+    sd_scripts: Path | None = None
+    sd_scripts_found: bool = True
+    model_family_detected: str | None = None
+    steps: StepFacts | None = None
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,60 @@
+"""Shared field types and the base class of every plan section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+BASE_DIR_KEY = "base_dir"
+
+
+class Section(BaseModel):
+    """A plan section: unknown keys are errors, values are frozen once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Make a path absolute against the plan file's folder (given in the validation context)."""
+    value = value.expanduser()
+    if value.is_absolute():
+        return value
+    context: dict[str, Any] = info.context or {}
+    base = context.get(BASE_DIR_KEY)
+    if base is None:
+        return value.absolute()
+    return (Path(base) / value).absolute()
+
+
+def resolve_path_or_none(value: Path | None, info: ValidationInfo) -> Path | None:
+    return None if value is None else resolve_path(value, info)
+
+
+PlanPath = Annotated[Path, AfterValidator(resolve_path)]
+OptionalPlanPath = Annotated[Path | None, AfterValidator(resolve_path_or_none)]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+# Values allowed in free-form tables (`network.args`, `optimizer.args`, `launch.extra`):
+# what TOML gives and sd-scripts can take.
+ScalarValue = str | bool | int | float
+ExtraValue = ScalarValue | list[str] | list[int] | list[float]
+
+_CAPTION_EXT = re.compile(r"^\.?[A-Za-z0-9_.-]+$")
+
+
+def check_caption_extension(value: str) -> str:
+    """sd-scripts adds a missing leading dot itself; we do it here so the rendered file is exact."""
+    if not _CAPTION_EXT.match(value):
+        msg = f"{value!r} is not a file extension — use something like \".txt\""
+        raise ValueError(msg)
+    return value if value.startswith(".") else "." + value
+
+
+CaptionExtension = Annotated[str, AfterValidator(check_caption_extension)]

@@ -1,0 +1,44 @@
+"""[network]: the LoRA network (rank, alpha, module, extra network arguments)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from kohya_plan.plan.common import PositiveFloat, PositiveInt, ScalarValue, Section
+
+
+class NetworkSection(Section):
+    """The LoRA network: size (rank), scale (alpha) and module."""
+
+    dim: PositiveInt = Field(128, le=1024, description="T11: rank; 4 to 128 is common.")
+    alpha: PositiveFloat = Field(64, description="T12: alpha, at most the rank; scale = alpha/dim.")
+    module: str = Field("networks.lora", description="sd-scripts network module.")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Dropout on the LoRA down output.")
+    args: dict[str, ScalarValue] = Field(
+        default_factory=dict,
+        description="Extra network arguments, e.g. { conv_dim = 8, conv_alpha = 4 }.",
+    )
+    train_unet_only: bool = Field(False, description="Train no text-encoder LoRA.")
+    train_text_encoder_only: bool = Field(False, description="Train no U-Net LoRA.")
+    weights: str | None = Field(None, description="Start from these LoRA weights.")
+
+    @field_validator("module")
+    @classmethod
+    def _dotted_module(cls, value: str) -> str:
+        parts = value.split(".")
+        if not all(p.isidentifier() for p in parts):
+            msg = f"{value!r} is not a Python module name — use e.g. \"networks.lora\""
+            raise ValueError(msg)
+        return value
+
+    @field_validator("args")
+    @classmethod
+    def _args_keys(cls, value: dict[str, ScalarValue]) -> dict[str, ScalarValue]:
+        for key, item in value.items():
+            if "=" in key or not key.strip():
+                msg = f"key {key!r} is not a plain name — write args = {{ conv_dim = 8 }}"
+                raise ValueError(msg)
+            if isinstance(item, str) and "=" in item:
+                msg = f"value of {key!r} contains '=' ({item!r}) — sd-scripts splits on '='"
+                raise ValueError(msg)
+        return value

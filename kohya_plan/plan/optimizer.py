@@ -1,0 +1,175 @@
+"""[optimizer]: optimizer, learning rates and the LR schedule."""
+
+from __future__ import annotations
+
+import difflib
+
+from pydantic import Field, field_validator
+
+from kohya_plan.plan.common import ExtraValue, PositiveFloat, PositiveInt, Section
+
+# sd-scripts' train_util.get_optimizer compares these lower-cased.
+KNOWN_OPTIMIZERS = (
+    "AdamW",
+    "AdamW8bit",
+    "PagedAdamW",
+    "PagedAdamW8bit",
+    "PagedAdamW32bit",
+    "Lion",
+    "Lion8bit",
+    "PagedLion8bit",
+    "SGDNesterov",
+    "SGDNesterov8bit",
+    "DAdaptation",
+    "DAdaptAdamPreprint",
+    "DAdaptAdaGrad",
+    "DAdaptAdam",
+    "DAdaptAdan",
+    "DAdaptAdanIP",
+    "DAdaptLion",
+    "DAdaptSGD",
+    "Prodigy",
+    "Adafactor",
+    "RAdamScheduleFree",
+    "AdamWScheduleFree",
+    "SGDScheduleFree",
+)
+# Any other bare name is looked up case-sensitively in torch.optim by sd-scripts.
+TORCH_OPTIMIZERS = (
+    "SGD",
+    "Adam",
+    "RAdam",
+    "NAdam",
+    "Adamax",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Rprop",
+    "ASGD",
+)
+# transformers.SchedulerType values that sd-scripts can build, plus its own names.
+KNOWN_SCHEDULERS = (
+    "constant",
+    "constant_with_warmup",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "inverse_sqrt",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+    "piecewise_constant",
+    "adafactor",
+)
+_BROKEN_SCHEDULERS = ("reduce_lr_on_plateau", "cosine_warmup_with_min_lr")
+
+
+def canonical_optimizer(name: str) -> str | None:
+    """The sd-scripts spelling of a built-in optimizer name, or None if it is not one."""
+    lowered = name.lower()
+    for known in KNOWN_OPTIMIZERS:
+        if known.lower() == lowered:
+            return known
+    return name if name in TORCH_OPTIMIZERS else None
+
+
+def is_adaptive(name: str) -> bool:
+    """DAdapt*/Prodigy pick their own step size: they want learning rates around 1.0."""
+    lowered = name.lower()
+    return lowered.startswith("dadapt") or lowered == "prodigy"
+
+
+def _suggest(value: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(value.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
+    if close:
+        match = next(c for c in choices if c.lower() == close[0])
+        return f"did you mean \"{match}\"?"
+    return "use one of: " + ", ".join(choices)
+
+
+class OptimizerSection(Section):
+    """Optimizer, learning rates (T14–T18) and scheduler."""
+
+    type: str = Field("AdamW8bit", description="T14: optimizer (sd-scripts name or dotted class).")
+    learning_rate: PositiveFloat = Field(1e-4, description="T15: default learning rate.")
+    unet_lr: float | None = Field(None, ge=0, description="T16: U-Net LR (overrides learning_rate).")
+    text_encoder_lr: float | None = Field(
+        None, ge=0, description="T17: text-encoder LR, 1/2 to 1/10 of the U-Net LR."
+    )
+    scheduler: str = Field("cosine_with_restarts", description="T18: LR scheduler.")
+    scheduler_num_cycles: PositiveInt = Field(1, description="Restarts for cosine_with_restarts.")
+    scheduler_power: float | None = Field(None, gt=0, description="Power for polynomial.")
+    min_lr_ratio: float | None = Field(
+        None, ge=0, le=1, description="Minimum LR ratio (cosine_with_min_lr, warmup_stable_decay)."
+    )
+    warmup_steps: int | float = Field(
+        0, ge=0, description="Warmup: an integer is a step count, a float below 1 a ratio."
+    )
+    max_grad_norm: float | None = Field(None, ge=0, description="Gradient clipping (0 disables).")
+    args: dict[str, ExtraValue] = Field(
+        default_factory=dict, description="Optimizer arguments, e.g. { weight_decay = 0.01 }."
+    )
+    scheduler_args: dict[str, ExtraValue] = Field(
+        default_factory=dict, description="Scheduler arguments, e.g. { step_rules = '1:10,0.1' }."
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        if "." in value:
+            if not all(part.isidentifier() for part in value.split(".")):
+                msg = f"{value!r} is not a dotted class path — e.g. \"pytorch_optimizer.CAME\""
+                raise ValueError(msg)
+            return value
+        canonical = canonical_optimizer(value)
+        if canonical is None:
+            hint = _suggest(value, KNOWN_OPTIMIZERS + TORCH_OPTIMIZERS)
+            msg = f"sd-scripts has no optimizer {value!r} — {hint}"
+            raise ValueError(msg)
+        return canonical
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        if value in _BROKEN_SCHEDULERS:
+            msg = f"{value!r} is accepted by name but crashes in sd-scripts — use \"cosine\" instead"
+            raise ValueError(msg)
+        if value not in KNOWN_SCHEDULERS:
+            hint = _suggest(value, KNOWN_SCHEDULERS)
+            msg = f"sd-scripts has no LR scheduler {value!r} — {hint}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("warmup_steps")
+    @classmethod
+    def _warmup_ratio_below_one(cls, value: int | float) -> int | float:
+        # sd-scripts reads any float from a config file as a ratio: 100.0 would mean 100x the run.
+        if isinstance(value, float) and value >= 1:
+            msg = (
+                f"{value!r} is a float, which sd-scripts reads as a ratio of all steps — "
+                f"write {int(value)} for a step count or a value below 1 for a ratio"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("args", "scheduler_args")
+    @classmethod
+    def _args_plain(cls, value: dict[str, ExtraValue]) -> dict[str, ExtraValue]:
+        for key, item in value.items():
+            if "=" in key or not key.isidentifier():
+                msg = f"key {key!r} is not a keyword argument name — e.g. {{ weight_decay = 0.01 }}"
+                raise ValueError(msg)
+            if isinstance(item, str) and "=" in item:
+                msg = f"value of {key!r} contains '=' ({item!r}) — sd-scripts splits on '='"
+                raise ValueError(msg)
+        return value
+
+    @property
+    def effective_unet_lr(self) -> float:
+        """The U-Net LR sd-scripts will use (unet_lr falls back to learning_rate)."""
+        return self.learning_rate if self.unet_lr is None else self.unet_lr
+
+    @property
+    def effective_text_encoder_lr(self) -> float:
+        """The text-encoder LR sd-scripts will use (falls back to learning_rate)."""
+        return self.learning_rate if self.text_encoder_lr is None else self.text_encoder_lr

@@ -1,0 +1,42 @@
+"""[training]: length of the run, batch, precision, saving and performance switches."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from typing_extensions import Self
+
+from kohya_plan.plan.common import PositiveInt, Section
+
+
+class TrainingSection(Section):
+    """How long and how the training runs (T8–T10)."""
+
+    epochs: PositiveInt | None = Field(10, description="T8: epochs (overrides max_train_steps).")
+    max_train_steps: PositiveInt | None = Field(None, description="Total steps, when no epochs.")
+    batch_size: PositiveInt = Field(1, le=256, description="T9: images per step per GPU.")
+    gradient_accumulation_steps: PositiveInt = 1
+    mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
+    save_every_n_epochs: PositiveInt | None = Field(1, description="T10: a LoRA file every N.")
+    save_every_n_steps: PositiveInt | None = None
+    save_last_n_epochs: PositiveInt | None = None
+    save_state: bool = Field(False, description="Save resumable state with each LoRA file.")
+    seed: int = Field(42, ge=0, lt=2**32)
+    cache_latents: bool = True
+    cache_latents_to_disk: bool = False
+    gradient_checkpointing: bool = False
+    attention: Literal["sdpa", "xformers", "mem_eff", "none"] = "sdpa"
+    max_data_loader_n_workers: int | None = Field(None, ge=0)
+    persistent_data_loader_workers: bool = False
+    tensorboard: bool = Field(True, description="Write TensorBoard logs into the run folder.")
+
+    @model_validator(mode="after")
+    def _length_given(self) -> Self:
+        if self.epochs is None and self.max_train_steps is None:
+            msg = (
+                "neither epochs nor max_train_steps is set, so sd-scripts would silently run "
+                "1600 steps — set training.epochs (T8: 5 to 10)"
+            )
+            raise ValueError(msg)
+        return self

@@ -1,0 +1,243 @@
+"""The config TOML for `--config_file`: every training option, with sd-scripts' own types.
+
+sd-scripts reads this file without argparse conversion (contract §3), so each value is written
+with the exact Python type argparse would have produced, and every key is checked against the
+parser snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kohya_plan.options import coerce, options_for
+from kohya_plan.plan import Plan
+from kohya_plan.render.dataset_toml import header_lines
+from kohya_plan.render.toml_text import TomlValue, toml_table
+
+# Plan key → sd-scripts option: the table behind the README's "tutorial setting" table and
+# the conformance tests. Options kohya-plan derives itself (paths of the run) are listed too.
+OPTION_FOR: dict[str, str] = {
+    "model.base": "pretrained_model_name_or_path",
+    "model.clip_skip": "clip_skip",
+    "model.tokenizer_cache_dir": "tokenizer_cache_dir",
+    "model.vae": "vae",
+    "model.v_parameterization": "v_parameterization",
+    "network.dim": "network_dim",
+    "network.alpha": "network_alpha",
+    "network.module": "network_module",
+    "network.dropout": "network_dropout",
+    "network.args": "network_args",
+    "network.train_unet_only": "network_train_unet_only",
+    "network.train_text_encoder_only": "network_train_text_encoder_only",
+    "network.weights": "network_weights",
+    "optimizer.type": "optimizer_type",
+    "optimizer.learning_rate": "learning_rate",
+    "optimizer.unet_lr": "unet_lr",
+    "optimizer.text_encoder_lr": "text_encoder_lr",
+    "optimizer.scheduler": "lr_scheduler",
+    "optimizer.scheduler_num_cycles": "lr_scheduler_num_cycles",
+    "optimizer.scheduler_power": "lr_scheduler_power",
+    "optimizer.min_lr_ratio": "lr_scheduler_min_lr_ratio",
+    "optimizer.warmup_steps": "lr_warmup_steps",
+    "optimizer.max_grad_norm": "max_grad_norm",
+    "optimizer.args": "optimizer_args",
+    "optimizer.scheduler_args": "lr_scheduler_args",
+    "training.epochs": "max_train_epochs",
+    "training.max_train_steps": "max_train_steps",
+    "training.batch_size": "train_batch_size",
+    "training.gradient_accumulation_steps": "gradient_accumulation_steps",
+    "training.mixed_precision": "mixed_precision",
+    "training.save_every_n_epochs": "save_every_n_epochs",
+    "training.save_every_n_steps": "save_every_n_steps",
+    "training.save_last_n_epochs": "save_last_n_epochs",
+    "training.save_state": "save_state",
+    "training.seed": "seed",
+    "training.cache_latents": "cache_latents",
+    "training.cache_latents_to_disk": "cache_latents_to_disk",
+    "training.gradient_checkpointing": "gradient_checkpointing",
+    "training.attention": "sdpa",
+    "training.max_data_loader_n_workers": "max_data_loader_n_workers",
+    "training.persistent_data_loader_workers": "persistent_data_loader_workers",
+    "training.tensorboard": "logging_dir",
+    "sampling.every_n_epochs": "sample_every_n_epochs",
+    "sampling.every_n_steps": "sample_every_n_steps",
+    "sampling.at_first": "sample_at_first",
+    "sampling.sampler": "sample_sampler",
+    "sampling.prompts": "sample_prompts",
+    "output.dir": "output_dir",
+    "output.name": "output_name",
+    "output.save_precision": "save_precision",
+    "output.save_model_as": "save_model_as",
+    "output.comment": "training_comment",
+    "dataset.resolution": "resolution",
+}
+_ATTENTION = {"sdpa": "sdpa", "xformers": "xformers", "mem_eff": "mem_eff_attn"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunFiles:
+    """Where one run's files live (absolute paths: sd-scripts resolves against its own cwd)."""
+
+    run_dir: Path
+
+    @property
+    def dataset_toml(self) -> Path:
+        return self.run_dir / "dataset.toml"
+
+    @property
+    def config_toml(self) -> Path:
+        return self.run_dir / "config.toml"
+
+    @property
+    def prompts(self) -> Path:
+        return self.run_dir / "prompts.txt"
+
+    @property
+    def logging_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+
+def python_literal(value: TomlValue) -> str:
+    """A value as `ast.literal_eval` reads it (sd-scripts parses optimizer args that way)."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value)
+    return ",".join(python_literal(item) for item in value)
+
+
+def key_value_args(values: Mapping[str, TomlValue], *, literal: bool) -> list[str] | None:
+    """`{"k": v}` → `["k=v"]`; network args are plain strings, optimizer args Python literals."""
+    if not values:
+        return None
+    out = []
+    for key, value in values.items():
+        if literal:
+            text = python_literal(value)
+        elif isinstance(value, bool):
+            text = "True" if value else "False"
+        elif isinstance(value, (str, int, float)):
+            text = str(value)
+        else:
+            text = ",".join(str(v) for v in value)
+        out.append(f"{key}={text}")
+    return out
+
+
+def config_sections(plan: Plan, *, model: str, files: RunFiles) -> dict[str, dict[str, TomlValue]]:
+    """The config file's content, by section (sd-scripts flattens one level of tables)."""
+    m, n, o, t, s, out = (
+        plan.model,
+        plan.network,
+        plan.optimizer,
+        plan.training,
+        plan.sampling,
+        plan.output,
+    )
+    w, h = plan.dataset.size
+    sections: dict[str, dict[str, TomlValue | None]] = {
+        "model": {
+            "pretrained_model_name_or_path": model,
+            "clip_skip": m.clip_skip,
+            "tokenizer_cache_dir": str(m.tokenizer_cache_dir) if m.tokenizer_cache_dir else None,
+            "vae": m.vae,
+            "v_parameterization": m.v_parameterization or None,
+        },
+        "network": {
+            "network_module": n.module,
+            "network_dim": n.dim,
+            "network_alpha": float(n.alpha),
+            "network_dropout": n.dropout,
+            "network_args": key_value_args(n.args, literal=False),
+            "network_train_unet_only": n.train_unet_only or None,
+            "network_train_text_encoder_only": n.train_text_encoder_only or None,
+            "network_weights": n.weights,
+        },
+        "optimizer": {
+            "optimizer_type": o.type,
+            "learning_rate": o.learning_rate,
+            "unet_lr": o.unet_lr,
+            "text_encoder_lr": [o.text_encoder_lr] if o.text_encoder_lr is not None else None,
+            "lr_scheduler": o.scheduler,
+            "lr_scheduler_num_cycles": o.scheduler_num_cycles,
+            "lr_scheduler_power": o.scheduler_power,
+            "lr_scheduler_min_lr_ratio": o.min_lr_ratio,
+            "lr_warmup_steps": o.warmup_steps,
+            "max_grad_norm": o.max_grad_norm,
+            "optimizer_args": key_value_args(o.args, literal=True),
+            "lr_scheduler_args": key_value_args(o.scheduler_args, literal=True),
+        },
+        "training": {
+            "resolution": f"{w},{h}",
+            "max_train_epochs": t.epochs,
+            "max_train_steps": t.max_train_steps if t.epochs is None else None,
+            "gradient_accumulation_steps": t.gradient_accumulation_steps,
+            "mixed_precision": t.mixed_precision,
+            "seed": t.seed,
+            "cache_latents": t.cache_latents or None,
+            "cache_latents_to_disk": t.cache_latents_to_disk or None,
+            "gradient_checkpointing": t.gradient_checkpointing or None,
+            "max_data_loader_n_workers": t.max_data_loader_n_workers,
+            "persistent_data_loader_workers": t.persistent_data_loader_workers or None,
+        },
+        "saving": {
+            "output_dir": str(out.dir),
+            "output_name": out.name,
+            "save_model_as": out.save_model_as,
+            "save_precision": out.save_precision,
+            "save_every_n_epochs": t.save_every_n_epochs,
+            "save_every_n_steps": t.save_every_n_steps,
+            "save_last_n_epochs": t.save_last_n_epochs,
+            "save_state": t.save_state or None,
+            "training_comment": out.comment,
+        },
+        "sampling": {},
+        "logging": {"logging_dir": str(files.logging_dir) if t.tensorboard else None},
+        "extra": dict(plan.launch.extra),
+    }
+    if t.attention in _ATTENTION:
+        sections["training"][_ATTENTION[t.attention]] = True
+    if s.enabled:
+        sections["sampling"] = {
+            "sample_prompts": str(files.prompts),
+            "sample_every_n_epochs": s.every_n_epochs,
+            # sd-scripts ignores steps when epochs are set; write only what takes effect.
+            "sample_every_n_steps": s.every_n_steps if s.every_n_epochs is None else None,
+            "sample_at_first": s.at_first or None,
+            "sample_sampler": s.sampler,
+        }
+    options = options_for(plan.script_name)
+    return {
+        name: {k: coerce(options[k], v) for k, v in values.items() if v is not None}
+        for name, values in sections.items()
+        if any(v is not None for v in values.values())
+    }
+
+
+def render_config_toml(plan: Plan, *, model: str, files: RunFiles, header: str) -> str:
+    """Config TOML text, grouped by concern; sd-scripts ignores the section names."""
+    lines = header_lines(header)
+    for name, values in config_sections(plan, model=model, files=files).items():
+        if lines and lines[-1] != "":
+            lines.append("")
+        lines += [f"[{name}]", *toml_table(values)]
+    return "\n".join(lines) + "\n"
+
+
+def render_prompts(plan: Plan, header: str) -> str:
+    """The sample-prompt file (.txt: one prompt per line; '#' lines are skipped by sd-scripts)."""
+    lines = header_lines(header)
+    lines += list(plan.sampling.prompts)
+    return "\n".join(lines) + "\n"
+
+
+def owned_options() -> frozenset[str]:
+    """sd-scripts options the plan sets through its own keys (launch.extra must not repeat them)."""
+    derived = {"dataset_config", "config_file", "xformers", "mem_eff_attn", "sdpa"}
+    return frozenset(OPTION_FOR.values()) | derived | {"train_data_dir", "reg_data_dir"}
+
+
