@@ -10,11 +10,14 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kohya_plan.facts import Facts, FolderFacts
 from kohya_plan.plan import RULES, Plan
 from kohya_plan.plan.optimizer import is_adaptive
-from kohya_plan.plan.rules import Severity
+
+if TYPE_CHECKING:
+    from kohya_plan.plan.rules import Severity
 
 # sd-scripts' SD1.5 LoRA (TE + U-Net, no conv): 589,824 parameters per unit of rank (§12.3).
 SD15_PARAMS_PER_RANK = 589_824
@@ -128,7 +131,7 @@ def _te_ratio(plan: Plan, facts: Facts) -> Iterator[Finding]:
         f"text-encoder LR {te:g} is {ratio:.3g}× the U-Net LR ({source} = {unet:g}), "
         "outside 1/10..1/2",
         f"set text_encoder_lr between {unet / 10:g} and {unet / 2:g} (T17), "
-        "or waive with rules.allow = [\"te-lr-ratio\"]",
+        'or waive with rules.allow = ["te-lr-ratio"]',
     )
 
 
@@ -166,14 +169,13 @@ def _scheduler(plan: Plan, facts: Facts) -> Iterator[Finding]:
             "stop with a ValueError after loading the model",
             'set warmup_steps = 0 or scheduler = "constant_with_warmup"',
         )
-    if o.scheduler in ("cosine_with_min_lr", "warmup_stable_decay") and o.min_lr_ratio is None:
-        if o.scheduler == "cosine_with_min_lr":
-            yield Finding(
-                "scheduler-min-lr",
-                "optimizer.min_lr_ratio",
-                "cosine_with_min_lr needs a minimum LR ratio",
-                "set min_lr_ratio, e.g. 0.1",
-            )
+    if o.scheduler == "cosine_with_min_lr" and o.min_lr_ratio is None:
+        yield Finding(
+            "scheduler-min-lr",
+            "optimizer.min_lr_ratio",
+            "cosine_with_min_lr needs a minimum LR ratio",
+            "set min_lr_ratio, e.g. 0.1",
+        )
     if o.scheduler == "adafactor" and o.type != "Adafactor":
         yield Finding(
             "scheduler-adafactor",
@@ -312,8 +314,7 @@ def _buckets(plan: Plan, facts: Facts) -> Iterator[Finding]:
         yield Finding(
             "bucket-range",
             "dataset.max_bucket_reso",
-            f"max_bucket_reso {ds.max_bucket_reso} is below the resolution's long side "
-            f"{max(w, h)}",
+            f"max_bucket_reso {ds.max_bucket_reso} is below the resolution's long side {max(w, h)}",
             f"set max_bucket_reso to at least {max(w, h)}",
         )
 

@@ -7,10 +7,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kohya_plan import __version__, scan
 from kohya_plan.buckets import BucketError
@@ -19,7 +18,6 @@ from kohya_plan.errors import PlanError, Problem
 from kohya_plan.facts import Facts, FolderFacts, ModelKind, ParentFacts, StepFacts
 from kohya_plan.loading import load_plan
 from kohya_plan.options import sd_scripts_commit
-from kohya_plan.plan import Plan
 from kohya_plan.render.command import (
     Launch,
     build_launch,
@@ -32,6 +30,11 @@ from kohya_plan.render.config_toml import RunFiles, render_config_toml, render_p
 from kohya_plan.render.dataset_toml import ResolvedSubset, render_dataset_toml
 from kohya_plan.render.plan_toml import dump_plan
 from kohya_plan.steps import DatasetSpec, SubsetImages, batches_per_epoch, total_steps
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kohya_plan.plan import Plan
 
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
@@ -196,8 +199,10 @@ def locate_python(plan: Plan, plan_dir: Path, sd_scripts: Path) -> str | None:
         return chosen
     # scripts/setup-sd-scripts puts a venv beside the checkout's vendor/ folder.
     checkout = sd_scripts.parent.parent
-    for candidate in (checkout / ".venv-sd" / "bin" / "python",
-                      checkout / ".venv-sd" / "Scripts" / "python.exe"):
+    for candidate in (
+        checkout / ".venv-sd" / "bin" / "python",
+        checkout / ".venv-sd" / "Scripts" / "python.exe",
+    ):
         if candidate.is_file():
             return str(candidate)
     if importlib.util.find_spec("accelerate") is not None:
@@ -205,41 +210,42 @@ def locate_python(plan: Plan, plan_dir: Path, sd_scripts: Path) -> str | None:
     return None
 
 
+def _folder_subsets(
+    field: str, parent: Path, is_reg: bool
+) -> tuple[list[ResolvedSubset], ParentFacts]:
+    """sd-scripts' folder convention: each N_name subfolder is a subset with N repeats."""
+    if not parent.is_dir():
+        return [], ParentFacts(parent, field, parent.exists(), False, 0)
+    folders = scan.list_repeat_folders(parent)
+    ignored = tuple(f.name for f in folders if f.repeats is None)
+    zero = tuple(f.name for f in folders if f.repeats is not None and f.repeats < 1)
+    subsets = [
+        ResolvedSubset(
+            image_dir=f.path.absolute(),
+            repeats=f.repeats,
+            is_reg=is_reg,
+            class_tokens=f.class_tokens,
+            from_folder_name=True,
+        )
+        for f in folders
+        if f.repeats is not None and f.repeats >= 1
+    ]
+    direct = scan.scan_folder(parent, ".txt", sizes=False, captions=False).n_images
+    return subsets, ParentFacts(parent, field, True, True, direct, ignored, zero, len(subsets))
+
+
 def resolve_subsets(plan: Plan) -> tuple[list[ResolvedSubset], list[ParentFacts]]:
     """Subsets from train_dir/reg_dir (sd-scripts' N_name rule) and from dataset.subsets."""
     subsets: list[ResolvedSubset] = []
     parents: list[ParentFacts] = []
-    for field, parent, is_reg in (
-        ("dataset.train_dir", plan.dataset.train_dir, False),
-        ("dataset.reg_dir", plan.dataset.reg_dir, True),
-    ):
-        if parent is None:
-            continue
-        if not parent.is_dir():
-            parents.append(ParentFacts(parent, field, parent.exists(), False, 0))
-            continue
-        folders = scan.list_repeat_folders(parent)
-        ignored = tuple(f.name for f in folders if f.repeats is None)
-        zero = tuple(f.name for f in folders if f.repeats is not None and f.repeats < 1)
-        good = [f for f in folders if f.repeats is not None and f.repeats >= 1]
-        for folder in good:
-            assert folder.repeats is not None
-            subsets.append(
-                ResolvedSubset(
-                    image_dir=folder.path,
-                    repeats=folder.repeats,
-                    is_reg=is_reg,
-                    class_tokens=folder.class_tokens,
-                    from_folder_name=True,
-                )
-            )
-        direct = scan.scan_folder(parent, ".txt", sizes=False, captions=False).n_images
-        parents.append(ParentFacts(parent, field, True, True, direct, ignored, zero, len(good)))
+    # sd-scripts' order: training folders, then regularization folders.
+    if plan.dataset.train_dir is not None:
+        found, facts = _folder_subsets("dataset.train_dir", plan.dataset.train_dir, False)
+        subsets += found
+        parents.append(facts)
     for subset in plan.dataset.subsets:
         overrides = tuple(
-            (key, value)
-            for key in _SUBSET_OVERRIDES
-            if (value := getattr(subset, key)) is not None
+            (key, value) for key in _SUBSET_OVERRIDES if (value := getattr(subset, key)) is not None
         )
         subsets.append(
             ResolvedSubset(
@@ -250,6 +256,10 @@ def resolve_subsets(plan: Plan) -> tuple[list[ResolvedSubset], list[ParentFacts]
                 overrides=overrides,
             )
         )
+    if plan.dataset.reg_dir is not None:
+        found, facts = _folder_subsets("dataset.reg_dir", plan.dataset.reg_dir, True)
+        subsets += found
+        parents.append(facts)
     return subsets, parents
 
 
@@ -291,7 +301,9 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
     spec = DatasetSpec(
         subsets=[
             SubsetImages(
-                sizes=f.sizes, repeats=f.subset.repeats, is_reg=f.subset.is_reg,
+                sizes=f.sizes,
+                repeats=f.subset.repeats,
+                is_reg=f.subset.is_reg,
                 image_dir=str(f.subset.image_dir),
             )
             for f in folders

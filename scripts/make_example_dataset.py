@@ -13,17 +13,36 @@ import sys
 import zlib
 from pathlib import Path
 
-TAGS = ["smiling", "red hair", "blue eyes", "school uniform", "outdoors", "upper body",
-        "looking at viewer", "long hair", "ponytail", "hat", "night", "cherry blossoms"]
+TAGS = [
+    "smiling",
+    "red hair",
+    "blue eyes",
+    "school uniform",
+    "outdoors",
+    "upper body",
+    "looking at viewer",
+    "long hair",
+    "ponytail",
+    "hat",
+    "night",
+    "cherry blossoms",
+]
 
 
 def png(width: int, height: int, pixel_rows: list[bytes]) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     raw = b"".join(b"\x00" + row for row in pixel_rows)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def picture(width: int, height: int, seed: int) -> bytes:
@@ -35,12 +54,12 @@ def picture(width: int, height: int, seed: int) -> bytes:
     rows = []
     for y in range(height):
         t = y / (height - 1)
-        bg = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom))
+        bg = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=False))
         row = bytearray(bg * width)
         dy = y - cy
         if abs(dy) < r:
             half = int((r * r - dy * dy) ** 0.5)
-            row[(cx - half) * 3:(cx + half) * 3] = face * (2 * half)
+            row[(cx - half) * 3 : (cx + half) * 3] = face * (2 * half)
         rows.append(bytes(row))
     return png(width, height, rows)
 
@@ -54,7 +73,9 @@ def main() -> None:
         name = f"xunxian_{index + 1:02d}"
         (out / f"{name}.png").write_bytes(picture(width, height, index))
         tags = rng.sample(TAGS, 4)
-        (out / f"{name}.txt").write_text("xunxian, 1girl, " + ", ".join(tags) + "\n", encoding="utf-8")
+        (out / f"{name}.txt").write_text(
+            "xunxian, 1girl, " + ", ".join(tags) + "\n", encoding="utf-8"
+        )
     print(f"wrote 24 images and captions to {out}")
 
 

@@ -3,15 +3,17 @@ and write nothing. Valid plans with unicode, spaces and quotes in paths must wor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import toml
 import tomllib
 from helpers import base_plan, make_images, write_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 
 @dataclass
@@ -29,7 +31,9 @@ def _good_data(root: Path) -> None:
     make_images(root / "data" / "5_testchar", [(512, 512)] * 4)
 
 
-def _folder(name: str, sizes: list[tuple[int, int]] | None = None, **kw: Any) -> Callable[[Path], None]:
+def _folder(
+    name: str, sizes: list[tuple[int, int]] | None = None, **kw: Any
+) -> Callable[[Path], None]:
     def build(root: Path) -> None:
         make_images(root / "data" / name, [(512, 512)] * 3 if sizes is None else sizes, **kw)
 
@@ -60,7 +64,9 @@ def _duplicate_stem(root: Path) -> None:
 
 CASES = [
     Case("toml-syntax", "plan.toml", "fix the syntax", raw="[model\nbase = 1\n"),
-    Case("toml-not-utf8", "plan.toml", "save the file as UTF-8", raw=b"[model]\nbase = \"\xff\xfe\"\n"),
+    Case(
+        "toml-not-utf8", "plan.toml", "save the file as UTF-8", raw=b'[model]\nbase = "\xff\xfe"\n'
+    ),
     Case("unknown-section", "trainig", 'did you mean "training"', plan={"trainig": {"epochs": 5}}),
     Case("unknown-key", "network.dimm", 'did you mean "dim"', plan={"network": {"dimm": 8}}),
     Case("wrong-type", "network.dim", "whole number", plan={"network": {"dim": "big"}}),
@@ -68,65 +74,176 @@ CASES = [
     Case("nan", "optimizer.learning_rate", "ordinary number", raw="nan"),
     Case("inf", "optimizer.unet_lr", "ordinary number", raw="inf"),
     Case("alpha-above-dim", "network.alpha", "at most 32", plan={"network": {"alpha": 64}}),
-    Case("te-lr-high", "optimizer.text_encoder_lr", "between 1e-05 and 5e-05",
-         plan={"optimizer": {"text_encoder_lr": 1e-4}}),
-    Case("te-lr-low", "optimizer.text_encoder_lr", "between 1e-05 and 5e-05",
-         plan={"optimizer": {"text_encoder_lr": 1e-6}}),
-    Case("scheduler-typo", "optimizer.scheduler", 'did you mean "cosine_with_restarts"',
-         plan={"optimizer": {"scheduler": "cosine_wite_restarts"}}),
-    Case("optimizer-typo", "optimizer.type", 'did you mean "AdamW8bit"',
-         plan={"optimizer": {"type": "AdamW9bit"}}),
-    Case("constant-warmup", "optimizer.warmup_steps", "constant_with_warmup",
-         plan={"optimizer": {"scheduler": "constant", "warmup_steps": 10}}),
-    Case("warmup-float", "optimizer.warmup_steps", "write 100 for a step count",
-         plan={"optimizer": {"warmup_steps": 100.0}}),
-    Case("cache-color-aug", "training.cache_latents", "cache_latents = false",
-         plan={"dataset": {"color_aug": True}}),
-    Case("bucket-min", "dataset.min_bucket_reso", "at most 512",
-         plan={"dataset": {"min_bucket_reso": 640}}),
-    Case("bucket-max", "dataset.max_bucket_reso", "at least 768",
-         plan={"dataset": {"resolution": [768, 512], "max_bucket_reso": 640}}),
-    Case("bucket-steps", "dataset.bucket_reso_steps", "bucket_reso_steps = 64",
-         plan={"dataset": {"bucket_reso_steps": 48}}),
-    Case("prompt-flag", "sampling.prompts", "use --n, --w",
-         plan={"sampling": {"every_n_epochs": 1, "prompts": ["1girl --c 7"]}}),
-    Case("sampling-no-prompts", "sampling.prompts", "add prompts",
-         plan={"sampling": {"every_n_epochs": 1}}),
+    Case(
+        "te-lr-high",
+        "optimizer.text_encoder_lr",
+        "between 1e-05 and 5e-05",
+        plan={"optimizer": {"text_encoder_lr": 1e-4}},
+    ),
+    Case(
+        "te-lr-low",
+        "optimizer.text_encoder_lr",
+        "between 1e-05 and 5e-05",
+        plan={"optimizer": {"text_encoder_lr": 1e-6}},
+    ),
+    Case(
+        "scheduler-typo",
+        "optimizer.scheduler",
+        'did you mean "cosine_with_restarts"',
+        plan={"optimizer": {"scheduler": "cosine_wite_restarts"}},
+    ),
+    Case(
+        "optimizer-typo",
+        "optimizer.type",
+        'did you mean "AdamW8bit"',
+        plan={"optimizer": {"type": "AdamW9bit"}},
+    ),
+    Case(
+        "constant-warmup",
+        "optimizer.warmup_steps",
+        "constant_with_warmup",
+        plan={"optimizer": {"scheduler": "constant", "warmup_steps": 10}},
+    ),
+    Case(
+        "warmup-float",
+        "optimizer.warmup_steps",
+        "write 100 for a step count",
+        plan={"optimizer": {"warmup_steps": 100.0}},
+    ),
+    Case(
+        "cache-color-aug",
+        "training.cache_latents",
+        "cache_latents = false",
+        plan={"dataset": {"color_aug": True}},
+    ),
+    Case(
+        "bucket-min",
+        "dataset.min_bucket_reso",
+        "at most 512",
+        plan={"dataset": {"min_bucket_reso": 640}},
+    ),
+    Case(
+        "bucket-max",
+        "dataset.max_bucket_reso",
+        "at least 768",
+        plan={"dataset": {"resolution": [768, 512], "max_bucket_reso": 640}},
+    ),
+    Case(
+        "bucket-steps",
+        "dataset.bucket_reso_steps",
+        "bucket_reso_steps = 64",
+        plan={"dataset": {"bucket_reso_steps": 48}},
+    ),
+    Case(
+        "prompt-flag",
+        "sampling.prompts",
+        "use --n, --w",
+        plan={"sampling": {"every_n_epochs": 1, "prompts": ["1girl --c 7"]}},
+    ),
+    Case(
+        "sampling-no-prompts",
+        "sampling.prompts",
+        "add prompts",
+        plan={"sampling": {"every_n_epochs": 1}},
+    ),
     Case("output-name-path", "output.name", "plain name", plan={"output": {"name": "loras/x"}}),
-    Case("mixed-precision", "training.mixed_precision", "'no', 'fp16' or 'bf16'",
-         plan={"training": {"mixed_precision": "fp32"}}),
-    Case("model-missing", "model.base", "fix the path",
-         plan={"model": {"base": "models/sd15.safetensors"}}),
-    Case("dataset-trap", "dataset.train_dir", "to its parent folder",
-         plan={"dataset": {"train_dir": "data/5_testchar"}}, dataset=_trap),
-    Case("dataset-missing", "dataset.train_dir", "check the path",
-         plan={"dataset": {"train_dir": "nowhere"}}),
+    Case(
+        "mixed-precision",
+        "training.mixed_precision",
+        "'no', 'fp16' or 'bf16'",
+        plan={"training": {"mixed_precision": "fp32"}},
+    ),
+    Case(
+        "model-missing",
+        "model.base",
+        "fix the path",
+        plan={"model": {"base": "models/sd15.safetensors"}},
+    ),
+    Case(
+        "dataset-trap",
+        "dataset.train_dir",
+        "to its parent folder",
+        plan={"dataset": {"train_dir": "data/5_testchar"}},
+        dataset=_trap,
+    ),
+    Case(
+        "dataset-missing",
+        "dataset.train_dir",
+        "check the path",
+        plan={"dataset": {"train_dir": "nowhere"}},
+    ),
     Case("folder-no-repeats", "dataset.train_dir", "10_testchar", dataset=_folder("testchar")),
-    Case("folder-zero-repeats", "dataset.train_dir", "repeat count of 1 or more",
-         dataset=_folder("0_testchar")),
+    Case(
+        "folder-zero-repeats",
+        "dataset.train_dir",
+        "repeat count of 1 or more",
+        dataset=_folder("0_testchar"),
+    ),
     Case("no-images", "dataset.train_dir", "add images", dataset=_folder("5_x", sizes=[])),
-    Case("missing-captions", "dataset.train_dir", "caption_extension",
-         dataset=_folder("5_testchar", caption=None)),
-    Case("caption-extension", "dataset.train_dir", "caption_extension",
-         dataset=_folder("5_testchar", caption_ext=".caption")),
+    Case(
+        "missing-captions",
+        "dataset.train_dir",
+        "caption_extension",
+        dataset=_folder("5_testchar", caption=None),
+    ),
+    Case(
+        "caption-extension",
+        "dataset.train_dir",
+        "caption_extension",
+        dataset=_folder("5_testchar", caption_ext=".caption"),
+    ),
     Case("empty-caption", "dataset.train_dir", "write a caption", dataset=_bytes_caption(b"")),
-    Case("caption-not-utf8", "dataset.train_dir", "UTF-8",
-         dataset=_bytes_caption("角色".encode("gbk"))),
+    Case(
+        "caption-not-utf8",
+        "dataset.train_dir",
+        "UTF-8",
+        dataset=_bytes_caption("角色".encode("gbk")),
+    ),
     Case("unreadable-image", "dataset.train_dir", "re-save or remove", dataset=_garbage_image),
     Case("duplicate-stems", "dataset.train_dir", "rename one", dataset=_duplicate_stem),
-    Case("extra-unknown", "launch.extra", 'did you mean "noise_offset"',
-         plan={"launch": {"extra": {"noise_ofset": 0.1}}}),
-    Case("extra-type", "launch.extra", "takes a number", plan={"launch": {"extra": {"noise_offset": "x"}}}),
-    Case("extra-owned", "launch.extra", "set network.dim instead",
-         plan={"launch": {"extra": {"network_dim": 8}}}),
-    Case("rules-unknown", "rules.allow", 'did you mean "te-lr-ratio"',
-         plan={"rules": {"allow": ["te-lr-ratoi"]}}),
-    Case("both-only", "network.train_text_encoder_only", "at most one",
-         plan={"network": {"train_unet_only": True, "train_text_encoder_only": True}}),
-    Case("resolution-small", "dataset.resolution", "at least 64", plan={"dataset": {"resolution": 32}}),
-    Case("size-no-bucket", "dataset.resolution", "enable_bucket = true",
-         plan={"dataset": {"enable_bucket": False}, "training": {"cache_latents": False}},
-         dataset=_folder("5_testchar", sizes=[(640, 480)] * 3)),
+    Case(
+        "extra-unknown",
+        "launch.extra",
+        'did you mean "noise_offset"',
+        plan={"launch": {"extra": {"noise_ofset": 0.1}}},
+    ),
+    Case(
+        "extra-type",
+        "launch.extra",
+        "takes a number",
+        plan={"launch": {"extra": {"noise_offset": "x"}}},
+    ),
+    Case(
+        "extra-owned",
+        "launch.extra",
+        "set network.dim instead",
+        plan={"launch": {"extra": {"network_dim": 8}}},
+    ),
+    Case(
+        "rules-unknown",
+        "rules.allow",
+        'did you mean "te-lr-ratio"',
+        plan={"rules": {"allow": ["te-lr-ratoi"]}},
+    ),
+    Case(
+        "both-only",
+        "network.train_text_encoder_only",
+        "at most one",
+        plan={"network": {"train_unet_only": True, "train_text_encoder_only": True}},
+    ),
+    Case(
+        "resolution-small",
+        "dataset.resolution",
+        "at least 64",
+        plan={"dataset": {"resolution": 32}},
+    ),
+    Case(
+        "size-no-bucket",
+        "dataset.resolution",
+        "enable_bucket = true",
+        plan={"dataset": {"enable_bucket": False}, "training": {"cache_latents": False}},
+        dataset=_folder("5_testchar", sizes=[(640, 480)] * 3),
+    ),
     Case("set-syntax", "--set", "e.g. --set training.epochs=5", args=("--set", "epochs")),
 ]
 
@@ -142,7 +259,9 @@ def _setup(root: Path, case: Case) -> Path:
         text = toml.dumps(base_plan())
         assert f"\n{key} = 0.0001" in text
         path = root / "plan.toml"
-        path.write_text(text.replace(f"\n{key} = 0.0001", f"\n{key} = {case.raw}", 1), encoding="utf-8")
+        path.write_text(
+            text.replace(f"\n{key} = 0.0001", f"\n{key} = {case.raw}", 1), encoding="utf-8"
+        )
         return path
     if case.raw is not None:
         path = root / "plan.toml"
@@ -158,7 +277,9 @@ def test_there_are_enough_cases() -> None:
 
 @pytest.mark.parametrize("command", ["check", "make"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_broken_input_exits_2_with_field_and_fix(tmp_path: Path, run_cli, case: Case, command: str) -> None:
+def test_broken_input_exits_2_with_field_and_fix(
+    tmp_path: Path, run_cli, case: Case, command: str
+) -> None:
     plan = _setup(tmp_path, case)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     result = run_cli(command, plan, *case.args)
@@ -189,7 +310,9 @@ def test_unicode_and_space_paths_work(tmp_path: Path, run_cli) -> None:
     make_images(root / "数据 集" / "5_角色 a", [(512, 512)] * 4, caption="角色, 1girl")
     plan = write_plan(
         root,
-        base_plan(dataset={"train_dir": "数据 集"}, output={"name": "角色 lora", "dir": "输出 out"}),
+        base_plan(
+            dataset={"train_dir": "数据 集"}, output={"name": "角色 lora", "dir": "输出 out"}
+        ),
     )
     result = run_cli("make", plan)
     assert result.exit_code == 0, result.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -16,6 +16,9 @@ from kohya_plan.plan.output import OutputSection
 from kohya_plan.plan.rules import RULES, RuleInfo, RulesSection
 from kohya_plan.plan.sampling import SamplingSection
 from kohya_plan.plan.training import TrainingSection
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "RULES",

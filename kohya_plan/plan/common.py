@@ -52,7 +52,7 @@ _CAPTION_EXT = re.compile(r"^\.?[A-Za-z0-9_.-]+$")
 def check_caption_extension(value: str) -> str:
     """sd-scripts adds a missing leading dot itself; we do it here so the rendered file is exact."""
     if not _CAPTION_EXT.match(value):
-        msg = f"{value!r} is not a file extension — use something like \".txt\""
+        msg = f'{value!r} is not a file extension — use something like ".txt"'
         raise ValueError(msg)
     return value if value.startswith(".") else "." + value
 

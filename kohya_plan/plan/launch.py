@@ -23,11 +23,11 @@ class LaunchSection(Section):
     num_processes: PositiveInt = Field(1, description="Processes (GPUs) for accelerate.")
     num_machines: PositiveInt = 1
     num_cpu_threads_per_process: PositiveInt = 2
-    gpu_ids: str | None = Field(None, description="e.g. \"0,1\".")
+    gpu_ids: str | None = Field(None, description='e.g. "0,1".')
     main_process_port: int | None = Field(None, ge=1, le=65535)
     extra: dict[str, ExtraValue] = Field(
         default_factory=dict,
-        description="Any other train_network.py option by its own name, e.g. { noise_offset = 0.05 }.",
+        description="Any other train_network.py option by its own name: { noise_offset = 0.05 }.",
     )
 
     @field_validator("gpu_ids")
@@ -37,7 +37,7 @@ class LaunchSection(Section):
             return value
         parts = value.split(",")
         if not all(p.strip().isdigit() for p in parts):
-            msg = f"{value!r} is not a list of GPU numbers — e.g. \"0,1\" or \"all\""
+            msg = f'{value!r} is not a list of GPU numbers — e.g. "0,1" or "all"'
             raise ValueError(msg)
         return ",".join(p.strip() for p in parts)
 

@@ -27,7 +27,7 @@ class NetworkSection(Section):
     def _dotted_module(cls, value: str) -> str:
         parts = value.split(".")
         if not all(p.isidentifier() for p in parts):
-            msg = f"{value!r} is not a Python module name — use e.g. \"networks.lora\""
+            msg = f'{value!r} is not a Python module name — use e.g. "networks.lora"'
             raise ValueError(msg)
         return value
 

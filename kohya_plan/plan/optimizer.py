@@ -83,7 +83,7 @@ def _suggest(value: str, choices: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(value.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
     if close:
         match = next(c for c in choices if c.lower() == close[0])
-        return f"did you mean \"{match}\"?"
+        return f'did you mean "{match}"?'
     return "use one of: " + ", ".join(choices)
 
 
@@ -92,7 +92,9 @@ class OptimizerSection(Section):
 
     type: str = Field("AdamW8bit", description="T14: optimizer (sd-scripts name or dotted class).")
     learning_rate: PositiveFloat = Field(1e-4, description="T15: default learning rate.")
-    unet_lr: float | None = Field(None, ge=0, description="T16: U-Net LR (overrides learning_rate).")
+    unet_lr: float | None = Field(
+        None, ge=0, description="T16: U-Net LR (overrides learning_rate)."
+    )
     text_encoder_lr: float | None = Field(
         None, ge=0, description="T17: text-encoder LR, 1/2 to 1/10 of the U-Net LR."
     )
@@ -118,7 +120,7 @@ class OptimizerSection(Section):
     def _known_optimizer(cls, value: str) -> str:
         if "." in value:
             if not all(part.isidentifier() for part in value.split(".")):
-                msg = f"{value!r} is not a dotted class path — e.g. \"pytorch_optimizer.CAME\""
+                msg = f'{value!r} is not a dotted class path — e.g. "pytorch_optimizer.CAME"'
                 raise ValueError(msg)
             return value
         canonical = canonical_optimizer(value)
@@ -132,7 +134,7 @@ class OptimizerSection(Section):
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
         if value in _BROKEN_SCHEDULERS:
-            msg = f"{value!r} is accepted by name but crashes in sd-scripts — use \"cosine\" instead"
+            msg = f'{value!r} is accepted by name but crashes in sd-scripts — use "cosine" instead'
             raise ValueError(msg)
         if value not in KNOWN_SCHEDULERS:
             hint = _suggest(value, KNOWN_SCHEDULERS)

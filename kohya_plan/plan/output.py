@@ -37,11 +37,11 @@ class OutputSection(Section):
         if bad:
             msg = (
                 f"{value!r} contains {' '.join(bad)}, which sd-scripts would treat as a path — "
-                "use a plain name like \"xunxian\" and set output.dir for the folder"
+                'use a plain name like "xunxian" and set output.dir for the folder'
             )
             raise ValueError(msg)
         if not value.strip() or value.strip() in (".", ".."):
-            msg = "is empty — name the model, e.g. name = \"xunxian\""
+            msg = 'is empty — name the model, e.g. name = "xunxian"'
             raise ValueError(msg)
         if value != value.strip():
             msg = f"{value!r} has leading or trailing spaces — remove them"

@@ -77,7 +77,7 @@ RULES: dict[str, RuleInfo] = {rule.id: rule for rule in _CATALOGUE}
 class RulesSection(Section):
     """Waivers: rule ids whose findings are reported as waived instead of blocking."""
 
-    allow: tuple[str, ...] = Field((), description="Rule ids to waive, e.g. [\"te-lr-ratio\"].")
+    allow: tuple[str, ...] = Field((), description='Rule ids to waive, e.g. ["te-lr-ratio"].')
 
     @field_validator("allow")
     @classmethod
@@ -87,7 +87,7 @@ class RulesSection(Section):
         for rule_id in value:
             if rule_id not in RULES:
                 close = difflib.get_close_matches(rule_id, RULES, n=1)
-                hint = f"did you mean \"{close[0]}\"?" if close else "see `kohya-plan rules`"
+                hint = f'did you mean "{close[0]}"?' if close else "see `kohya-plan rules`"
                 msg = f"unknown rule id {rule_id!r} — {hint}"
                 raise ValueError(msg)
         return value

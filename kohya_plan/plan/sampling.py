@@ -104,4 +104,6 @@ class SamplingSection(Section):
     @property
     def enabled(self) -> bool:
         """Sampling happens only with prompts and a schedule."""
-        return bool(self.prompts) and bool(self.every_n_epochs or self.every_n_steps or self.at_first)
+        return bool(self.prompts) and bool(
+            self.every_n_epochs or self.every_n_steps or self.at_first
+        )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kohya_plan.plan import Plan
-from kohya_plan.render.config_toml import RunFiles
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from kohya_plan.plan import Plan
+    from kohya_plan.render.config_toml import RunFiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +54,7 @@ def launcher_flags(plan: Plan) -> list[str]:
     return flags
 
 
-def build_launch(
-    plan: Plan, *, python: str | None, sd_scripts: Path, files: RunFiles
-) -> Launch:
+def build_launch(plan: Plan, *, python: str | None, sd_scripts: Path, files: RunFiles) -> Launch:
     """The command `make` prints and `launch` runs."""
     argv = [
         *accelerate_prefix(python),

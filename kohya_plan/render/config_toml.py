@@ -7,14 +7,18 @@ parser snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kohya_plan.options import coerce, options_for
-from kohya_plan.plan import Plan
 from kohya_plan.render.dataset_toml import header_lines
 from kohya_plan.render.toml_text import TomlValue, toml_table
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from kohya_plan.plan import Plan
 
 # Plan key → sd-scripts option: the table behind the README's "tutorial setting" table and
 # the conformance tests. Options kohya-plan derives itself (paths of the run) are listed too.
@@ -239,5 +243,3 @@ def owned_options() -> frozenset[str]:
     """sd-scripts options the plan sets through its own keys (launch.extra must not repeat them)."""
     derived = {"dataset_config", "config_file", "xformers", "mem_eff_attn", "sdpa"}
     return frozenset(OPTION_FOR.values()) | derived | {"train_data_dir", "reg_data_dir"}
-
-

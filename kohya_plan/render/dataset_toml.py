@@ -1,13 +1,17 @@
-"""The dataset TOML for `--dataset_config`: subsets explicit, so the T3 folder trap cannot happen."""
+"""The dataset TOML for `--dataset_config`: subsets are explicit, so the T3 folder trap is gone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kohya_plan.plan import Plan
 from kohya_plan.render.toml_text import TomlValue, toml_table
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from kohya_plan.plan import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +40,7 @@ def render_dataset_toml(plan: Plan, subsets: Sequence[ResolvedSubset], header: s
         "caption_prefix": ds.caption_prefix,
         "caption_suffix": ds.caption_suffix,
     }
-    resolution: TomlValue = (
-        ds.resolution if isinstance(ds.resolution, int) else list(ds.resolution)
-    )
+    resolution: TomlValue = ds.resolution if isinstance(ds.resolution, int) else list(ds.resolution)
     dataset: dict[str, TomlValue | None] = {
         "resolution": resolution,
         "batch_size": plan.training.batch_size,

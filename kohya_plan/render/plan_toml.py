@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kohya_plan.plan import Plan
 from kohya_plan.render.dataset_toml import header_lines
 from kohya_plan.render.toml_text import toml_key, toml_string, toml_value
+
+if TYPE_CHECKING:
+    from kohya_plan.plan import Plan
 
 
 def _inline(value: Any) -> str:
@@ -25,7 +27,9 @@ def dump_plan(plan: Plan, header: str) -> str:
     data = plan.model_dump(mode="json", exclude_none=True)
     lines = header_lines(header)
     for section, values in data.items():
-        tables = {k: v for k, v in values.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        tables = {
+            k: v for k, v in values.items() if isinstance(v, list) and v and isinstance(v[0], dict)
+        }
         lines.append(f"[{section}]")
         lines += [f"{toml_key(k)} = {_inline(v)}" for k, v in values.items() if k not in tables]
         for key, rows in tables.items():

@@ -1,0 +1,58 @@
+"""Golden files for everything `make` renders.
+
+Each case is tests/golden/<case>/plan.toml, rendered in a temporary copy with its dataset; the
+outputs (dataset.toml, config.toml, prompts.txt, command.sh, command.ps1, plan.toml) are
+compared byte for byte with the files beside it, after the temporary root is replaced by
+<ROOT>. When a change to the output is intended, refresh them with
+`pytest tests/test_golden.py --update-golden` and review the diff.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import make_images
+
+from kohya_plan.planning import check_plan, make_run
+
+GOLDEN = Path(__file__).parent / "golden"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "tutorial"
+OUTPUTS = ("dataset.toml", "config.toml", "prompts.txt", "command.sh", "command.ps1", "plan.toml")
+
+
+def _prepare(case: str, root: Path) -> Path:
+    if case == "tutorial":
+        shutil.copytree(EXAMPLE / "datasets", root / "datasets")
+        text = (EXAMPLE / "plan.toml").read_text(encoding="utf-8")
+        # Pin what the environment would otherwise decide (sd-scripts and its Python).
+        text = text.replace(
+            "# sd_scripts = ", 'sd_scripts = "sd-scripts"\npython = "/opt/sd/bin/python"\n# '
+        )
+        (root / "plan.toml").write_text(text, encoding="utf-8")
+    else:
+        shutil.copy(GOLDEN / case / "plan.toml", root / "plan.toml")
+        make_images(root / "images" / "portraits", [(512, 768)] * 3, caption="sks woman, smile")
+        make_images(root / "images" / "full body", [(768, 512)] * 2, caption_ext=".caption")
+        make_images(root / "reg" / "1_woman", [(512, 512)] * 4, caption="woman")
+        (root / "models" / "tiny sd15").mkdir(parents=True)
+    return root / "plan.toml"
+
+
+@pytest.mark.parametrize("case", ["tutorial", "subsets-reg"])
+def test_rendered_files_match_golden(tmp_path: Path, case: str, update_golden: bool) -> None:
+    root = tmp_path / "root dir"
+    root.mkdir()
+    report = check_plan(_prepare(case, root))
+    assert report.ok, [str(f) for f in report.findings]
+    run_dir, _ = make_run(report)
+    for name in OUTPUTS:
+        text = (run_dir / name).read_text(encoding="utf-8")
+        text = text.replace(run_dir.name, "<RUN>").replace(str(root), "<ROOT>")
+        golden = GOLDEN / case / f"expected-{name}"
+        if update_golden:
+            golden.write_text(text, encoding="utf-8")
+        else:
+            assert golden.exists(), f"{golden} missing: run pytest --update-golden"
+            assert text == golden.read_text(encoding="utf-8"), f"{case}/{name} differs"
