@@ -174,6 +174,91 @@ def make(
     display.made(str(run_dir), shell_command(rendered.launch, shell), shell)
 
 
+@cli.command()
+@click.argument("target", metavar="PLAN|RUN_DIR", type=click.Path(path_type=Path))
+@set_option
+@click.option("--plain", is_flag=True, help="Plain progress lines instead of a live bar.")
+@click.option("--quiet", "-q", is_flag=True, help="Show only the summary at the end.")
+@click.option("--overwrite", is_flag=True, help="Allow replacing LoRA files of the same name.")
+@click.option("--resume", is_flag=True, help="Continue from the newest saved state.")
+@click.option(
+    "--resume-from",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Continue from this saved state folder (<name>-…-state).",
+)
+@click.option(
+    "--keep-going-on-nan", is_flag=True, help="Do not stop the run when avr_loss becomes NaN."
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait after Ctrl-C before terminating the trainer.",
+)
+def launch(
+    target: Path,
+    overrides: tuple[str, ...],
+    plain: bool,
+    quiet: bool,
+    overwrite: bool,
+    resume: bool,
+    resume_from: Path | None,
+    keep_going_on_nan: bool,
+    grace: float,
+) -> None:
+    """Run a plan (a new run folder is made first) or a run folder made by `make`.
+
+    Runs exactly the command `make --dry-run` shows, shows progress, stops cleanly on
+    Ctrl-C (twice: at once), and ends with a summary (also in summary.json).
+    Exit status: 0 when the run succeeded, 130 when stopped, else the failure's status.
+
+    \b
+    Examples:
+      kohya-plan launch plan.toml
+      kohya-plan launch runs/xunxian-20261126-120000 --plain
+      kohya-plan launch plan.toml --resume
+    """
+    from kohya_plan import display
+    from kohya_plan.launching import LaunchOptions, exit_code, is_interactive, prepare, run
+
+    options = LaunchOptions(
+        overwrite=overwrite,
+        resume=resume,
+        resume_from=resume_from,
+        keep_going_on_nan=keep_going_on_nan,
+        grace_s=grace,
+    )
+    prepared = prepare(target, overrides, options)
+    mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
+    if mode != "quiet":
+        display.plain(f"Run folder: {prepared.run_dir} (log: train.log)")
+    summary = run(prepared, options, lambda: display.run_view(mode))
+    display.run_summary(summary, str(prepared.run_dir))
+    raise SystemExit(exit_code(summary))
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json's content.")
+def summary(run_dir: Path, as_json: bool) -> None:
+    """Show a launched run's summary again, from train.log and the TensorBoard events.
+
+    \b
+    Examples:
+      kohya-plan summary runs/xunxian-20261126-120000
+      kohya-plan summary runs/xunxian-20261126-120000 --json
+    """
+    from kohya_plan import display
+    from kohya_plan.launching import summary_from_disk
+
+    result = summary_from_disk(run_dir)
+    if as_json:
+        display.raw(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        display.run_summary(result, str(run_dir))
+
+
 def main() -> None:
     """Entry point of the `kohya-plan` script."""
     cli(prog_name="kohya-plan")

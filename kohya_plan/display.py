@@ -141,3 +141,213 @@ def made(run_dir: str, command: str, shell_name: str) -> None:
     _out.print(Text(f"Command ({shell_name}):", style="bold"))
     _out.print(Text(command))
     _out.print(Text("Start it with: ", style="bold") + Text(f"kohya-plan launch {run_dir}"))
+
+
+# --- launch: live view and summary ----------------------------------------------------------
+
+_PLAIN_EVERY_S = 5.0
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _speed(progress: Progress) -> str:
+    if progress.rate is None:
+        return "?"
+    return f"{progress.rate:.2f} {progress.rate_unit}"
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _notable(event: Event, state: RunState) -> str | None:
+    """The log lines worth showing above the progress bar."""
+    from kohya_plan import events as ev
+
+    if isinstance(event, ev.EpochStart):
+        return f"epoch {event.epoch}/{event.total}"
+    if isinstance(event, ev.CheckpointSaved):
+        return f"saved {event.path}"
+    if isinstance(event, ev.StateSaved):
+        return f"saved state {event.path}"
+    if isinstance(event, ev.SampleImages):
+        return f"sample images at step {event.step}"
+    if isinstance(event, ev.ModelSaved):
+        return "model saved"
+    if isinstance(event, ev.Warning) and event.kind != "no_reg_images":
+        return f"warning: {event.message}"
+    if isinstance(event, ev.NoDataFound):
+        return f"error: {event.message}"
+    if isinstance(event, ev.Failure):
+        return f"error ({event.kind}): {event.message}"
+    if isinstance(event, ev.StartupInfo) and event.name == ev.TOTAL_STEPS:
+        return f"training {event.value} optimization steps"
+    return None
+
+
+class PlainView:
+    """Progress as plain lines, at most every few seconds (logs, CI, pipes)."""
+
+    def __init__(self, quiet: bool = False, every_s: float = _PLAIN_EVERY_S) -> None:
+        self.quiet = quiet
+        self.every_s = every_s
+        self._last = 0.0
+        self._phase: str | None = None
+
+    def event(self, event: Event, state: RunState) -> None:
+        if self.quiet:
+            return
+        import time
+
+        from kohya_plan import events as ev
+
+        if isinstance(event, ev.Phase) and event.name != self._phase:
+            self._phase = event.name
+            _out.print(Text(f"[kohya-plan] {event.name}…"))
+        elif (note := _notable(event, state)) is not None:
+            _out.print(Text(f"[kohya-plan] {note}"))
+        elif isinstance(event, ev.Progress):
+            now = time.monotonic()
+            if now - self._last >= self.every_s or event.step == event.total:
+                self._last = now
+                epoch = f" epoch {state.epoch}/{state.epochs}" if state.epoch else ""
+                _out.print(
+                    Text(
+                        f"[kohya-plan] step {event.step}/{event.total}{epoch} "
+                        f"avr_loss {_loss(event.avr_loss)} {_speed(event)} "
+                        f"elapsed {_clock(event.elapsed_s)} left {_clock(event.remaining_s)}"
+                    )
+                )
+
+    def close(self) -> None:
+        return None
+
+
+class LiveView:
+    """One rich progress bar (step/total, epoch, avr_loss, speed, remaining) with notes above."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[epoch]}"),
+            TextColumn("avr_loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("left {task.fields[left]}"),
+            console=_out,
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._task = self._progress.add_task(
+            "starting sd-scripts", total=None, epoch="", loss="-", speed="", left="?"
+        )
+        self._progress.start()
+
+    def event(self, event: Event, state: RunState) -> None:
+        from kohya_plan import events as ev
+
+        if isinstance(event, ev.Phase) and state.last_progress is None:
+            self._progress.update(self._task, description=event.name)
+        elif isinstance(event, ev.Progress):
+            epoch = f"epoch {state.epoch}/{state.epochs}" if state.epoch else ""
+            self._progress.update(
+                self._task,
+                description="training",
+                total=event.total,
+                completed=event.step,
+                epoch=epoch,
+                loss=_loss(event.avr_loss),
+                speed=_speed(event),
+                left=_clock(event.remaining_s),
+            )
+        if (note := _notable(event, state)) is not None:
+            self._progress.console.print(Text(note))
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def run_view(mode: str) -> PlainView | LiveView:
+    """`rich` (a live bar), `plain` (lines every few seconds) or `quiet` (summary only)."""
+    if mode == "rich":
+        return LiveView()
+    return PlainView(quiet=mode == "quiet")
+
+
+def run_summary(summary: RunSummary, run_dir: str) -> None:
+    """The end-of-run summary: outcome, steps, loss, files, and a failure's cause."""
+    style = {"succeeded": "bold green", "stopped": "bold yellow"}.get(summary.outcome, "bold red")
+    status = "" if summary.exit_status is None else f" (exit status {summary.exit_status})"
+    _out.print(Text(f"Run {summary.outcome}{status}", style=style) + Text(f": {run_dir}"))
+    total = summary.steps_total if summary.steps_total is not None else "?"
+    speed = (
+        f", {summary.seconds_per_step:.2f} s/step" if summary.seconds_per_step is not None else ""
+    )
+    epochs = ""
+    if summary.epochs_total:
+        epochs = f", epoch {summary.epochs_done or 0} of {summary.epochs_total}"
+    _out.print(
+        f"  steps {summary.steps_done}/{total}{epochs}, wall time {_clock(summary.wall_s)}{speed}"
+    )
+    loss = summary.loss
+    if loss.first is not None:
+        change = "" if loss.change is None else f" ({loss.change * 100:+.1f} %)"
+        _out.print(
+            f"  avr_loss first {_loss(loss.first)}, last {_loss(loss.last)}, lowest "
+            f"{_loss(loss.lowest)} at step {loss.lowest_step}; trend {loss.trend}{change}"
+        )
+    epochs_seen = sorted(set(loss.per_epoch_log) | set(loss.per_epoch_tensorboard))
+    if epochs_seen:
+        table = Table(show_edge=False, pad_edge=False, title_justify="left")
+        table.add_column("epoch", justify="right")
+        table.add_column("avr_loss (log)", justify="right")
+        table.add_column("loss/epoch_average (TensorBoard)", justify="right")
+        for epoch in epochs_seen:
+            table.add_row(
+                str(epoch),
+                _loss(loss.per_epoch_log.get(epoch)),
+                _loss(loss.per_epoch_tensorboard.get(epoch)),
+            )
+        _out.print(table)
+    _out.print(
+        Text(
+            "  (loss alone says little about quality: compare the epochs' samples, T24/T30)",
+            style="dim",
+        )
+    )
+    if summary.files:
+        _out.print(Text("LoRA files:", style="bold"))
+        for item in summary.files:
+            label = (
+                "final"
+                if item.final
+                else f"epoch {item.epoch}"
+                if item.epoch is not None
+                else f"step {item.step}"
+            )
+            _out.print(f"  {label:>10}  {item.bytes / 2**20:8.1f} MiB  {item.path}")
+        if summary.final_copy:
+            _out.print(f"  final file also saved as {summary.final_copy} (T29)")
+    elif summary.outcome != "succeeded":
+        _out.print("  no LoRA file was saved")
+    for warning in summary.warnings[:5]:
+        _out.print(Text(f"  warning: {warning}", style="yellow"))
+    cause = summary.cause
+    if cause is not None and summary.outcome != "succeeded":
+        _out.print(Text(f"Cause: {cause.kind}: {cause.message}", style="bold red"))
+        for line in cause.lines[-8:]:
+            _out.print(Text(f"  | {line}", style="dim"))
+        if cause.advice:
+            _out.print(Text(f"What to do: {cause.advice}"))
+    if summary.stop_reason and summary.escalation:
+        _out.print(f"  stopped by {summary.stop_reason}; trainer ended {summary.escalation}")

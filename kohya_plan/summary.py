@@ -1,0 +1,267 @@
+"""The end-of-run summary: outcome, steps, loss trend, files per epoch, the cause of a failure.
+
+Built from the parsed log (`RunState`), the process result and the files on disk; the loss per
+epoch is also read from TensorBoard's `loss/epoch_average` when logging was on. `summarize` is
+pure; `read_scalars` and `lora_files` are the I/O edges.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kohya_plan.events import TOTAL_STEPS, Failure, RunState
+
+# What to do about each classified failure (shown under the cause).
+ADVICE = {
+    "cuda_oom": "the GPU ran out of memory: lower training.batch_size, set "
+    "training.gradient_checkpointing = true, use mixed precision, or lower network.dim",
+    "nan_loss": "the loss became NaN: lower the learning rates, check network.alpha "
+    "(T12: at most the rank), and for SDXL keep the VAE in fp32 (launch.extra.no_half_vae)",
+    "missing_model": "the base model was not found: check model.base (a file, a Diffusers "
+    "folder or a Hub repo id) and your network or Hugging Face login",
+    "argparse": "sd-scripts rejected an option: check launch.extra and the sd-scripts version "
+    "(kohya-plan targets the pinned commit)",
+    "dataset": "sd-scripts rejected the dataset: run `kohya-plan check` on the plan and fix "
+    "what it reports",
+    "optimizer_missing": "the optimizer's package is missing in sd-scripts' Python: install it "
+    "there (bitsandbytes for *8bit, dadaptation for DAdapt*, prodigyopt for Prodigy, "
+    "lion-pytorch for Lion)",
+    "no_data": "sd-scripts found no images and exited without training: the dataset folder "
+    "must be the PARENT of N_name folders (T3); run `kohya-plan check`",
+    "traceback": "sd-scripts stopped with an error: see the lines below; `kohya-plan check` "
+    "catches most plan mistakes before launch",
+    "interrupted": "the run was stopped before the end; saved files are listed above",
+    "exit": "the trainer exited with an error status; see the end of train.log",
+}
+_EPOCH_FILE = re.compile(r"-(\d{6})$")
+_STEP_FILE = re.compile(r"-step(\d{8})$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoraFile:
+    """A LoRA file the run produced."""
+
+    path: str
+    bytes: int
+    epoch: int | None = None
+    step: int | None = None
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LossSummary:
+    """The loss as sd-scripts reports it (avr_loss: a moving average over one epoch)."""
+
+    first: float | None
+    last: float | None
+    lowest: float | None
+    lowest_step: int | None
+    per_epoch_log: dict[int, float]
+    per_epoch_tensorboard: dict[int, float]
+    trend: str  # "falling", "flat", "rising" or "unknown"
+    change: float | None  # relative change, first epoch to last (or first to last step)
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why a run failed, the relevant log lines, and what to do."""
+
+    kind: str
+    message: str
+    lines: tuple[str, ...]
+    advice: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything `launch` prints at the end and writes to summary.json."""
+
+    outcome: str  # "succeeded", "failed", "stopped"
+    exit_status: int | None
+    trainer_exit_status: int | None
+    steps_done: int
+    steps_total: int | None
+    epochs_done: int | None
+    epochs_total: int | None
+    wall_s: float | None
+    seconds_per_step: float | None
+    loss: LossSummary
+    files: tuple[LoraFile, ...]
+    final_copy: str | None
+    stop_reason: str | None
+    escalation: str | None
+    cause: Cause | None
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (summary.json, `summary --json`)."""
+        data = asdict(self)
+        loss = data["loss"]
+        for key in ("per_epoch_log", "per_epoch_tensorboard"):
+            loss[key] = {str(k): v for k, v in loss[key].items()}
+        return data
+
+
+def loss_trend(values: Sequence[float]) -> tuple[str, float | None]:
+    """Falling/flat/rising from the first to the last value (±2 % counts as flat)."""
+    if len(values) < 2 or values[0] == 0:
+        return "unknown", None
+    change = (values[-1] - values[0]) / abs(values[0])
+    if change <= -0.02:
+        return "falling", change
+    if change >= 0.02:
+        return "rising", change
+    return "flat", change
+
+
+def loss_summary(state: RunState, tensorboard: Mapping[int, float]) -> LossSummary:
+    """First/last/lowest avr_loss and the per-epoch values from the log and TensorBoard."""
+    points = [(s, v) for s, v in state.loss_points if v == v]  # NaN is not a value to rank
+    per_epoch = dict(sorted(state.epoch_losses.items()))
+    series = list(tensorboard.values()) if len(tensorboard) >= 2 else list(per_epoch.values())
+    if len(series) < 2:
+        series = [v for _, v in points]
+    trend, change = loss_trend(series)
+    lowest = min(points, key=lambda p: p[1]) if points else None
+    return LossSummary(
+        first=points[0][1] if points else None,
+        last=points[-1][1] if points else None,
+        lowest=lowest[1] if lowest else None,
+        lowest_step=lowest[0] if lowest else None,
+        per_epoch_log=per_epoch,
+        per_epoch_tensorboard=dict(sorted(tensorboard.items())),
+        trend=trend,
+        change=change,
+    )
+
+
+def classify_file(path: Path, output_name: str) -> LoraFile | None:
+    """Recognise sd-scripts' file names: <name>-000003 (epoch), <name>-step00000100, <name>."""
+    stem = path.stem
+    if not stem.startswith(output_name):
+        return None
+    rest = stem[len(output_name) :]
+    size = path.stat().st_size
+    if rest == "":
+        return LoraFile(str(path), size, final=True)
+    if match := _EPOCH_FILE.fullmatch(rest):
+        return LoraFile(str(path), size, epoch=int(match.group(1)))
+    if match := _STEP_FILE.fullmatch(rest):
+        return LoraFile(str(path), size, step=int(match.group(1)))
+    return None
+
+
+def lora_files(
+    output_dir: Path, output_name: str, extension: str, since: float | None
+) -> list[LoraFile]:
+    """The run's LoRA files in output_dir (written at or after `since`), epoch order."""
+    found = []
+    if not output_dir.is_dir():
+        return []
+    for path in output_dir.glob(f"{glob_escape(output_name)}*.{extension}"):
+        if since is not None and path.stat().st_mtime < since - 1:
+            continue
+        item = classify_file(path, output_name)
+        if item is not None:
+            found.append(item)
+    return sorted(found, key=lambda f: (f.final, f.epoch or 0, f.step or 0))
+
+
+def glob_escape(text: str) -> str:
+    """Escape glob's special characters in a literal part of a pattern."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def read_scalars(logging_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag in the TensorBoard event files under logging_dir (tensorboard's reader)."""
+    files = sorted(logging_dir.rglob("events.out.tfevents.*")) if logging_dir.is_dir() else []
+    if not files:
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import (  # heavy: only here
+        EventAccumulator,
+    )
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for folder in sorted({f.parent for f in files}):
+        accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags().get("scalars", []):
+            points = [(e.step, float(e.value)) for e in accumulator.Scalars(tag)]
+            scalars.setdefault(tag, []).extend(points)
+    return scalars
+
+
+def failure_cause(state: RunState, exit_status: int | None, stop_reason: str | None) -> Cause | None:
+    """The classified cause of a failed or stopped run (None when it succeeded)."""
+    if stop_reason is not None and stop_reason != "nan":
+        # The trainer's own KeyboardInterrupt traceback is a consequence, not the cause.
+        return Cause("interrupted", f"stopped ({stop_reason})", (), ADVICE["interrupted"])
+    cause: Failure | None = state.cause
+    if cause is not None:
+        return Cause(
+            cause.kind, cause.message, tuple(cause.detail_lines), ADVICE.get(cause.kind, "")
+        )
+    if state.saw_no_data:
+        return Cause("no_data", "No data found", (), ADVICE["no_data"])
+    if exit_status not in (0, None):
+        return Cause("exit", f"exit status {exit_status}", (), ADVICE["exit"])
+    if exit_status == 0 and not state.saw_model_saved:
+        return Cause("exit", "the trainer exited without saving a model", (), ADVICE["exit"])
+    return None
+
+
+def summarize(
+    state: RunState,
+    *,
+    exit_status: int | None,
+    wall_s: float | None,
+    stop_reason: str | None,
+    escalation: str | None,
+    files: Sequence[LoraFile],
+    tensorboard: Mapping[str, Sequence[tuple[int, float]]],
+    final_copy: str | None = None,
+) -> RunSummary:
+    """Fold what is known after a run into its summary (pure)."""
+    cause = failure_cause(state, exit_status, stop_reason)
+    if cause is None:
+        outcome = "succeeded"
+    elif cause.kind == "interrupted" or (stop_reason is not None and cause.kind != "nan_loss"):
+        outcome = "stopped"
+    else:
+        outcome = "failed"
+    epoch_tb = {int(s): v for s, v in tensorboard.get("loss/epoch_average", [])}
+    progress = state.last_progress
+    steps_done = state.step
+    seconds_per_step = None
+    if progress is not None and progress.step:
+        seconds_per_step = progress.elapsed_s / progress.step
+    return RunSummary(
+        outcome=outcome,
+        exit_status=exit_status,
+        trainer_exit_status=state.child_returncode,
+        steps_done=steps_done,
+        steps_total=state.total if state.total is not None else state.startup.get(TOTAL_STEPS),
+        epochs_done=_epochs_done(state, outcome),
+        epochs_total=state.epochs,
+        wall_s=wall_s,
+        seconds_per_step=seconds_per_step,
+        loss=loss_summary(state, epoch_tb),
+        files=tuple(files),
+        final_copy=final_copy,
+        stop_reason=stop_reason,
+        escalation=escalation,
+        cause=cause,
+        warnings=tuple(w.message for w in state.warnings if w.kind != "no_reg_images"),
+    )
+
+
+def _epochs_done(state: RunState, outcome: str) -> int | None:
+    if state.epoch is None:
+        return None
+    if outcome == "succeeded":
+        return state.epoch
+    return max(state.epoch - 1, 0)
