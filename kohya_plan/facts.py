@@ -6,10 +6,12 @@ Plain data, so the checks stay pure and testable without files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from kohya_plan.render.dataset_toml import ResolvedSubset
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kohya_plan.render.dataset_toml import ResolvedSubset
 
 ModelKind = Literal["file", "diffusers", "hub", "missing"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +24,9 @@ from kohya_plan.plan import (
     TrainingSection,
 )
 from kohya_plan.plan.common import BASE_DIR_KEY
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,9 +68,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problem = Problem(
-            str(path), f"is not UTF-8 (byte {exc.start})", "save the file as UTF-8"
-        )
+        problem = Problem(str(path), f"is not UTF-8 (byte {exc.start})", "save the file as UTF-8")
         raise PlanError([problem]) from None
     try:
         return tomllib.loads(text)
@@ -138,7 +138,9 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
     for field, errors in grouped.items():
         problem = _problem(field, errors)
         # A validator that found several things joins them with "; " (pydantic keeps one error).
-        parts = f"{problem.message} — {problem.fix}".split("; ") if problem.fix else [problem.message]
+        parts = (
+            f"{problem.message} — {problem.fix}".split("; ") if problem.fix else [problem.message]
+        )
         if errors[0]["type"] == "value_error" and len(parts) > 1:
             for part in parts:
                 message, _, fix = part.partition(" — ")
@@ -163,7 +165,15 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 def _is_type_tag(item: str) -> bool:
     # Field names are identifiers; union member tags look like "int", "tuple[int,int]",
     # "constrained-int" or "function-after[...]".
-    return not item.isidentifier() or item in {"int", "float", "str", "bool", "list", "tuple", "dict"}
+    return not item.isidentifier() or item in {
+        "int",
+        "float",
+        "str",
+        "bool",
+        "list",
+        "tuple",
+        "dict",
+    }
 
 
 def _model_for(field: str) -> type[BaseModel] | None:
@@ -181,7 +191,11 @@ def _problem(field: str, errors: list[dict[str, Any]]) -> Problem:
         model = _model_for(field)
         choices = list(model.model_fields) if model else []
         close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-        fix = f'did you mean "{close[0]}"?' if close else "remove it; valid keys: " + ", ".join(choices)
+        fix = (
+            f'did you mean "{close[0]}"?'
+            if close
+            else "remove it; valid keys: " + ", ".join(choices)
+        )
         where = "section" if "." not in field else "key"
         return Problem(field, f"unknown {where}", fix, id="unknown-key")
     if kind == "missing":
