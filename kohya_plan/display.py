@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
     from kohya_plan.checks import Finding
     from kohya_plan.errors import Problem
+    from kohya_plan.events import Event, Progress, RunState
     from kohya_plan.planning import CheckReport
+    from kohya_plan.summary import RunSummary
 
 _out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)

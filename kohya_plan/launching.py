@@ -7,17 +7,15 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kohya_plan.errors import LaunchError
 from kohya_plan.events import Event, Failure, RunState
 from kohya_plan.loading import load_plan
 from kohya_plan.parse import LogParser
-from kohya_plan.plan import Plan
-from kohya_plan.planning import check_plan, make_run
+from kohya_plan.planning import CheckReport, check_plan, make_run, render_run
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.summary import (
     LoraFile,
@@ -26,6 +24,11 @@ from kohya_plan.summary import (
     read_scalars,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from kohya_plan.plan import Plan
 
 LOG_NAME = "train.log"
 SUMMARY_NAME = "summary.json"
@@ -82,7 +85,9 @@ def latest_state(plan: Plan) -> Path | None:
     states = [
         p
         for p in out.iterdir()
-        if p.is_dir() and p.name.startswith(name) and p.name.endswith("-state")
+        if p.is_dir()
+        and p.name.startswith(name)
+        and p.name.endswith("-state")
         and (p / "train_state.json").is_file()
     ]
     return max(states, key=lambda p: p.stat().st_mtime, default=None)
@@ -111,32 +116,7 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
             raise LaunchError(msg)
         plan = load_plan(run_dir / "plan.toml")
     else:
-        base = check_plan(target, overrides)
-        base.raise_if_blocked()
-        state = options.resume_from
-        if options.resume and state is None:
-            state = latest_state(base.plan)
-            if state is None:
-                msg = (
-                    f"no saved state (<name>-state folder) in {base.plan.output.dir} to resume "
-                    "from — set training.save_state = true for runs you may want to resume"
-                )
-                raise LaunchError(msg)
-        if state is not None:
-            if not (state / "train_state.json").is_file():
-                msg = f"{state} is not an sd-scripts state folder (no train_state.json)"
-                raise LaunchError(msg)
-            # Continue the step count where the state stopped (contract §9.4).
-            overrides += [
-                f"launch.extra.resume={toml_string(str(state.absolute()))}",
-                "launch.extra.skip_until_initial_step=true",
-            ]
-            base = check_plan(target, overrides)
-            base.raise_if_blocked()
-        if not (options.overwrite or state is not None):
-            _refuse_overwrite(base.plan)
-        run_dir, _ = make_run(base)
-        plan = base.plan
+        run_dir, plan = _make_from_plan(target, overrides, options)
     launch = json.loads((run_dir / "launch.json").read_text(encoding="utf-8"))
     prepared = PreparedRun(
         run_dir=run_dir,
@@ -145,10 +125,60 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         cwd=Path(launch["cwd"]),
         env=dict(launch.get("env", {})),
     )
-    if target.is_dir() and not options.overwrite:
-        _refuse_overwrite(plan)
-    _preflight(prepared)
+    if target.is_dir():
+        if not options.overwrite:
+            _refuse_overwrite(plan)
+        _preflight(prepared.argv)
     return prepared
+
+
+def _make_from_plan(
+    target: Path, overrides: list[str], options: LaunchOptions
+) -> tuple[Path, Plan]:
+    base = check_plan(target, overrides)
+    base.raise_if_blocked()
+    state = options.resume_from
+    if options.resume and state is None:
+        state = latest_state(base.plan)
+        if state is None:
+            msg = (
+                f"no saved state (<name>-state folder) in {base.plan.output.dir} to resume "
+                "from — set training.save_state = true for runs you may want to resume"
+            )
+            raise LaunchError(msg)
+    if state is not None:
+        if not (state / "train_state.json").is_file():
+            msg = f"{state} is not an sd-scripts state folder (no train_state.json)"
+            raise LaunchError(msg)
+        # Continue the step count where the state stopped (contract §9.4).
+        overrides = [
+            *overrides,
+            f"launch.extra.resume={toml_string(str(state.absolute()))}",
+            "launch.extra.skip_until_initial_step=true",
+        ]
+        base = check_plan(target, overrides)
+        base.raise_if_blocked()
+    if not (options.overwrite or state is not None):
+        _refuse_overwrite(base.plan)
+    _preflight(render_run(base, base.next_run_dir()).launch.argv)
+    run_dir, _ = make_run(base)
+    return run_dir, base.plan
+
+
+def prepare_report(report: CheckReport, options: LaunchOptions) -> PreparedRun:
+    """A new run folder for an already checked (possibly derived) plan, ready to start."""
+    report.raise_if_blocked()
+    if not options.overwrite:
+        _refuse_overwrite(report.plan)
+    _preflight(render_run(report, report.next_run_dir()).launch.argv)
+    run_dir, rendered = make_run(report)
+    return PreparedRun(
+        run_dir=run_dir,
+        plan=report.plan,
+        argv=list(rendered.launch.argv),
+        cwd=rendered.launch.cwd,
+        env=dict(rendered.launch.env),
+    )
 
 
 def _refuse_overwrite(plan: Plan) -> None:
@@ -163,9 +193,9 @@ def _refuse_overwrite(plan: Plan) -> None:
         raise LaunchError(msg)
 
 
-def _preflight(run: PreparedRun) -> None:
+def _preflight(argv: list[str]) -> None:
     """What would make the trainer fail at once: say it now, clearly."""
-    script = next((a for a in run.argv if a.endswith("train_network.py")), None)
+    script = next((a for a in argv if a.endswith("train_network.py")), None)
     if script is not None and not Path(script).is_file():
         msg = (
             f"sd-scripts is not at {Path(script).parent} — run `git submodule update --init "
@@ -173,7 +203,7 @@ def _preflight(run: PreparedRun) -> None:
             "(or KOHYA_SD_SCRIPTS) and make the run again"
         )
         raise LaunchError(msg)
-    program = run.argv[0]
+    program = argv[0]
     if os.sep in program or "/" in program:
         if not Path(program).is_file():
             msg = (

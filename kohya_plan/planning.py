@@ -16,7 +16,7 @@ from kohya_plan.buckets import BucketError
 from kohya_plan.checks import Finding, blocking, lora_file_bytes, lora_parameters, run_checks
 from kohya_plan.errors import PlanError, Problem
 from kohya_plan.facts import Facts, FolderFacts, ModelKind, ParentFacts, StepFacts
-from kohya_plan.loading import load_plan
+from kohya_plan.loading import load_plan, validate_plan
 from kohya_plan.options import sd_scripts_commit
 from kohya_plan.render.command import (
     Launch,
@@ -32,7 +32,7 @@ from kohya_plan.render.plan_toml import dump_plan
 from kohya_plan.steps import DatasetSpec, SubsetImages, batches_per_epoch, total_steps
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from kohya_plan.plan import Plan
 
@@ -363,6 +363,17 @@ def check_plan(plan_path: Path, overrides: Iterable[str] = ()) -> CheckReport:
     """Load, validate and check a plan file against its data."""
     plan_path = plan_path.expanduser().absolute()
     plan = load_plan(plan_path, overrides)
+    return check_validated(plan, plan_path)
+
+
+def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
+    """Validate and check plan data that stands for `plan_path` (e.g. a derived plan)."""
+    plan_path = plan_path.expanduser().absolute()
+    return check_validated(validate_plan(data, plan_path.parent), plan_path)
+
+
+def check_validated(plan: Plan, plan_path: Path) -> CheckReport:
+    """Check a validated plan against its data on disk."""
     facts = gather_facts(plan, plan_path.parent)
     return CheckReport(plan_path, plan, facts, run_checks(plan, facts))
 

@@ -8,12 +8,14 @@ pure; `read_scalars` and `lora_files` are the I/O edges.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kohya_plan.events import TOTAL_STEPS, Failure, RunState
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 # What to do about each classified failure (shown under the cause).
 ADVICE = {
@@ -195,7 +197,9 @@ def read_scalars(logging_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
-def failure_cause(state: RunState, exit_status: int | None, stop_reason: str | None) -> Cause | None:
+def failure_cause(
+    state: RunState, exit_status: int | None, stop_reason: str | None
+) -> Cause | None:
     """The classified cause of a failed or stopped run (None when it succeeded)."""
     if stop_reason is not None and stop_reason != "nan":
         # The trainer's own KeyboardInterrupt traceback is a consequence, not the cause.

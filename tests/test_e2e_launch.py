@@ -39,8 +39,12 @@ def test_launch_trains_and_summarises(tmp_path: Path, run_cli, lab: dict[str, Pa
             dataset={"resolution": 64, "min_bucket_reso": 64, "max_bucket_reso": 128},
             network={"dim": 4, "alpha": 2},
             optimizer={"type": "AdamW", "scheduler": "constant"},
-            training={"epochs": 2, "mixed_precision": "no", "save_every_n_epochs": 1,
-                      "max_data_loader_n_workers": 0},
+            training={
+                "epochs": 2,
+                "mixed_precision": "no",
+                "save_every_n_epochs": 1,
+                "max_data_loader_n_workers": 0,
+            },
             output={"save_precision": "float"},
             launch={"sd_scripts": str(sdlab.sd_scripts_dir()), "python": str(sdlab.sd_python())},
         ),
@@ -70,10 +74,13 @@ def test_launch_trains_and_summarises(tmp_path: Path, run_cli, lab: dict[str, Pa
     for name, item in files.items():
         assert item["bytes"] == (out / name).stat().st_size
     assert Path(summary["final_copy"]) == out / "testlora-000002.safetensors"
-    assert (out / "testlora-000002.safetensors").read_bytes() == (out / "testlora.safetensors").read_bytes()
+    copy = out / "testlora-000002.safetensors"
+    assert copy.read_bytes() == (out / "testlora.safetensors").read_bytes()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["epochs"] == {"1": str(out / "testlora-000001.safetensors"),
-                                  "2": str(out / "testlora-000002.safetensors")}
+    assert manifest["epochs"] == {
+        "1": str(out / "testlora-000001.safetensors"),
+        "2": str(out / "testlora-000002.safetensors"),
+    }
     # The log is complete and the summary can be rebuilt from it and the events alone.
     assert b"model saved." in (run_dir / "train.log").read_bytes()
     again = run_cli("summary", run_dir, "--json")

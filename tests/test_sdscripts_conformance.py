@@ -66,7 +66,8 @@ print("RESULT " + json.dumps({
 
 def _probe(run_dir: Path) -> dict:
     python, sd = sdlab.sd_python(), sdlab.sd_scripts_dir()
-    assert python is not None and sd is not None
+    assert python is not None
+    assert sd is not None
     out = subprocess.run(
         [str(python), "-c", PROBE, str(run_dir / "config.toml"), str(run_dir / "dataset.toml")],
         cwd=sd,

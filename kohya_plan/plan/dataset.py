@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, field_validator, model_validator
-from typing_extensions import Self
 
 from kohya_plan.plan.common import (
     CaptionExtension,
@@ -13,6 +14,9 @@ from kohya_plan.plan.common import (
     PositiveInt,
     Section,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class SubsetSection(Section):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
-from typing_extensions import Self
 
 from kohya_plan.plan.common import PositiveInt, Section
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class TrainingSection(Section):
