@@ -259,6 +259,75 @@ def summary(run_dir: Path, as_json: bool) -> None:
         display.run_summary(result, str(run_dir))
 
 
+@cli.command(name="lr-find")
+@plan_argument
+@set_option
+@click.option(
+    "--with",
+    "searcher",
+    type=click.Choice(["dadapt", "prodigy"]),
+    default="dadapt",
+    show_default=True,
+    help="Adaptive optimizer for the search: DAdaptAdam or Prodigy.",
+)
+@click.option("--steps", type=click.IntRange(min=2), help="Step budget (default: from the data).")
+@click.option(
+    "--optimizer",
+    "target",
+    type=click.Choice(["adamw8bit", "lion"]),
+    default="adamw8bit",
+    show_default=True,
+    help="Optimizer of the new plan: AdamW8bit at the found LR (T20), Lion at a third (T21).",
+)
+@click.option(
+    "--te-ratio",
+    type=click.FloatRange(0.1, 0.5),
+    default=0.5,
+    show_default=True,
+    help="Text-encoder LR as a fraction of the U-Net LR (T17: 1/10 to 1/2).",
+)
+@click.option("--plain", is_flag=True, help="Plain progress lines instead of a live bar.")
+@click.option("--quiet", "-q", is_flag=True, help="Show only the result.")
+def lr_find(
+    plan_path: Path,
+    overrides: tuple[str, ...],
+    searcher: str,
+    steps: int | None,
+    target: str,
+    te_ratio: float,
+    plain: bool,
+    quiet: bool,
+) -> None:
+    """Find a learning rate the tutorial's way (T19-T21) and write a new plan with it.
+
+    Runs PLAN briefly with DAdaptAdam (or Prodigy) at LR 1.0, reads TensorBoard's
+    lr/d*lr/unet curve, finds where it goes flat, and writes PLAN's sibling
+    <plan>.lr-<value>.toml (never overwriting) with AdamW8bit at that LR and the text
+    encoder at --te-ratio of it. The chart is shown and saved as lr-find.png.
+
+    \b
+    Examples:
+      kohya-plan lr-find plan.toml
+      kohya-plan lr-find plan.toml --with prodigy --steps 300
+      kohya-plan lr-find plan.toml --optimizer lion --te-ratio 0.2
+    """
+    from kohya_plan import display
+    from kohya_plan.launching import LaunchOptions, is_interactive, lr_find as find
+
+    mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
+    result = find(
+        plan_path,
+        overrides,
+        searcher=searcher,
+        steps=steps,
+        te_ratio=te_ratio,
+        target=target,
+        options=LaunchOptions(),
+        view_factory=lambda: display.run_view(mode),
+    )
+    display.lr_find_result(result)
+
+
 def main() -> None:
     """Entry point of the `kohya-plan` script."""
     cli(prog_name="kohya-plan")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from kohya_plan.checks import Finding
     from kohya_plan.errors import Problem
+    from kohya_plan.launching import LrFindResult
     from kohya_plan.events import Event, Progress, RunState
     from kohya_plan.planning import CheckReport
     from kohya_plan.summary import RunSummary
@@ -353,3 +354,26 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
             _out.print(Text(f"What to do: {cause.advice}"))
     if summary.stop_reason and summary.escalation:
         _out.print(f"  stopped by {summary.stop_reason}; trainer ended {summary.escalation}")
+
+
+def lr_find_result(result: LrFindResult) -> None:
+    """The learning-rate chart, what it means, and the new plan."""
+    from kohya_plan.lrfind import describe, text_chart
+
+    _out.print(Text("lr/d*lr/unet (the learning rate the optimizer chose)", style="bold"))
+    for line in text_chart(result.points):
+        _out.print(Text(line))
+    plateau = result.plateau
+    style = "bold green" if plateau.settled else "bold yellow"
+    _out.print(Text(describe(plateau), style=style))
+    if result.text_encoder is not None:
+        _out.print(Text("  text encoder: " + describe(result.text_encoder, "lr/d*lr/textencoder")))
+    _out.print(Text("New plan: ", style="bold") + Text(str(result.new_plan)))
+    _out.print(Text(f"Chart: {result.chart}"))
+    if not plateau.settled:
+        _out.print(
+            Text(
+                "The value is the last one seen, not a settled one: treat it with care.",
+                style="yellow",
+            )
+        )

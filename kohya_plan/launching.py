@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kohya_plan.errors import LaunchError
 from kohya_plan.events import Event, Failure, RunState
@@ -28,6 +28,7 @@ from kohya_plan.summary import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from kohya_plan.lrfind import Plateau
     from kohya_plan.plan import Plan
 
 LOG_NAME = "train.log"
@@ -420,3 +421,120 @@ def exit_code(summary: RunSummary) -> int:
 def is_interactive() -> bool:
     """Whether a live progress bar makes sense (stdout is a terminal)."""
     return sys.stdout.isatty()
+
+
+@dataclass(frozen=True)
+class LrFindResult:
+    """What `lr-find` found and wrote."""
+
+    summary: RunSummary
+    run_dir: Path
+    plateau: Plateau
+    text_encoder: Plateau | None
+    new_plan: Path
+    chart: Path
+    points: list[tuple[int, float]]
+
+
+def lr_find(
+    plan_path: Path,
+    overrides: Iterable[str],
+    *,
+    searcher: str,
+    steps: int | None,
+    te_ratio: float,
+    target: str,
+    options: LaunchOptions,
+    view_factory: Callable[[], RunView],
+) -> LrFindResult:
+    """T19–T21: a short adaptive-optimizer run, the flat value of its d*lr, a new plan."""
+    from kohya_plan import lrfind, pngchart
+    from kohya_plan.loading import apply_overrides, read_toml, validate_plan
+    from kohya_plan.planning import check_data
+    from kohya_plan.render.toml_text import toml_table
+
+    plan_path = plan_path.expanduser().absolute()
+    data = apply_overrides(read_toml(plan_path), overrides)
+    original = validate_plan(data, plan_path.parent)
+    derived = lrfind.derive_search(data, searcher=searcher, steps=steps or 200)
+    report = check_data(derived, plan_path)
+    if steps is None and report.facts.steps is not None:
+        budget = lrfind.default_steps(report.facts.steps.batches_per_epoch)
+        derived = lrfind.derive_search(data, searcher=searcher, steps=budget)
+        report = check_data(derived, plan_path)
+    # The search writes its own throwaway <name>-lr-find files: replacing them is expected.
+    prepared = prepare_report(report, replace(options, overwrite=True))
+    summary = run(prepared, options, view_factory)
+    scalars = read_scalars(prepared.run_dir / "logs")
+    points = scalars.get(lrfind.UNET_TAG) or scalars.get("lr/d*lr/group0") or []
+    if not points:
+        cause = summary.cause.message if summary.cause else "no TensorBoard scalars were written"
+        msg = f"the search run gave no {lrfind.UNET_TAG} values ({cause}); see {prepared.run_dir}"
+        raise LaunchError(msg)
+    plateau = lrfind.find_plateau(points)
+    te_points = scalars.get(lrfind.TE_TAG) or []
+    te_plateau = lrfind.find_plateau(te_points) if te_points else None
+    adaptive_before = original.optimizer.type.lower().startswith(("dadapt", "prodigy"))
+    scheduler = "cosine_with_restarts" if adaptive_before else original.optimizer.scheduler
+    table = lrfind.optimizer_table(
+        plateau.value,
+        target=target,
+        te_ratio=te_ratio,
+        scheduler=scheduler,
+        train_te=not original.network.train_unet_only,
+    )
+    if not adaptive_before and scheduler == "cosine_with_restarts":
+        table["scheduler_num_cycles"] = original.optimizer.scheduler_num_cycles
+    note = (
+        f"Found by `kohya-plan lr-find` ({lrfind.SEARCHERS[searcher]}, run "
+        f"{prepared.run_dir.name}): {lrfind.describe(plateau)}.\n"
+        f"T20/T21: {table['type']} with U-Net LR = "
+        + ("the found value" if target == "adamw8bit" else "a third of it")
+        + (f", text encoder × {te_ratio:g} (T17)." if "text_encoder_lr" in table else ".")
+    )
+    text = plan_path.read_text(encoding="utf-8")
+    new_text = lrfind.replace_section(text, "optimizer", toml_table(table), note)
+    new_plan = _new_plan_path(plan_path, table["unet_lr"], target)
+    validate_plan(apply_overrides(_loads(new_text), overrides), plan_path.parent)
+    with new_plan.open("x", encoding="utf-8") as handle:
+        handle.write(new_text)
+    chart = prepared.run_dir / "lr-find.png"
+    series = [(points, (31, 119, 180))]
+    if te_points:
+        series.append((te_points, (255, 127, 14)))
+    band = None
+    if plateau.settled and plateau.since_step is not None:
+        tol = lrfind.FLAT_TOLERANCE * plateau.value
+        band = (float(plateau.since_step), plateau.value - tol, plateau.value + tol)
+    chart.write_bytes(pngchart.line_chart([(list(p), c) for p, c in series], band=band))
+    _write_json(
+        prepared.run_dir / "lr-find.json",
+        {
+            "searcher": lrfind.SEARCHERS[searcher],
+            "tag": lrfind.UNET_TAG,
+            "value": plateau.value,
+            "settled": plateau.settled,
+            "since_step": plateau.since_step,
+            "spread": plateau.spread,
+            "new_plan": str(new_plan),
+            "optimizer": table,
+        },
+    )
+    return LrFindResult(summary, prepared.run_dir, plateau, te_plateau, new_plan, chart, points)
+
+
+def _loads(text: str) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+def _new_plan_path(plan_path: Path, lr: float, target: str) -> Path:
+    """`<plan>.lr-3.3e-05.toml` (`.lion-…` for Lion) beside the plan; never an existing file."""
+    kind = "lion" if target == "lion" else "lr"
+    candidate = plan_path.with_name(f"{plan_path.stem}.{kind}-{lr:.3g}.toml")
+    counter = 2
+    while candidate.exists():
+        candidate = plan_path.with_name(f"{plan_path.stem}.{kind}-{lr:.3g}-{counter}.toml")
+        counter += 1
+    return candidate

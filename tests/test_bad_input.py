@@ -244,6 +244,12 @@ CASES = [
         plan={"dataset": {"enable_bucket": False}, "training": {"cache_latents": False}},
         dataset=_folder("5_testchar", sizes=[(640, 480)] * 3),
     ),
+    Case(
+        "epochs-and-steps",
+        "training",
+        "keep only one",
+        plan={"training": {"epochs": 5, "max_train_steps": 500}},
+    ),
     Case("set-syntax", "--set", "e.g. --set training.epochs=5", args=("--set", "epochs")),
 ]
 

@@ -90,3 +90,46 @@ def test_launch_trains_and_summarises(tmp_path: Path, run_cli, lab: dict[str, Pa
     refused = run_cli("launch", plan, "--plain")
     assert refused.exit_code == 2
     assert "--overwrite" in refused.output
+
+
+def test_lr_find_runs_dadaptadam_and_writes_a_new_plan(
+    tmp_path: Path, run_cli, lab: dict[str, Path]
+) -> None:
+    make_images(tmp_path / "data" / "1_testchar", [(64, 64), (64, 64)], caption="testchar, red")
+    plan = write_plan(
+        tmp_path,
+        base_plan(
+            model={"base": str(lab["model"]), "tokenizer_cache_dir": str(lab["tokenizer"])},
+            dataset={"resolution": 64, "min_bucket_reso": 64, "max_bucket_reso": 128},
+            network={"dim": 4, "alpha": 2},
+            training={"mixed_precision": "no", "max_data_loader_n_workers": 0},
+            launch={"sd_scripts": str(sdlab.sd_scripts_dir()), "python": str(sdlab.sd_python())},
+        ),
+    )
+    result = run_cli("lr-find", plan, "--steps", "5", "--plain")
+    print(result.output)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    found = json.loads((run_dir / "lr-find.json").read_text())
+    assert found["searcher"] == "DAdaptAdam"
+    # The value reported is TensorBoard's own lr/d*lr/unet (5 steps are too few to settle).
+    points = read_scalars(run_dir / "logs")["lr/d*lr/unet"]
+    assert len(points) == 5
+    assert found["value"] == points[-1][1]
+    assert found["settled"] is False
+    assert "never settled within 5 steps" in result.output
+    new_plan = Path(found["new_plan"])
+    assert new_plan.parent == tmp_path
+    assert new_plan.name.startswith("plan.lr-")
+    assert plan.read_text() != new_plan.read_text()
+    checked = run_cli("check", new_plan, "--json")
+    doc = json.loads(checked.stdout)
+    assert checked.exit_code == 0, checked.output
+    from kohya_plan.loading import load_plan
+
+    new = load_plan(new_plan)
+    assert new.optimizer.type == "AdamW8bit"
+    assert math.isclose(new.optimizer.unet_lr or 0, found["value"], rel_tol=5e-3)
+    assert math.isclose(new.optimizer.text_encoder_lr or 0, new.optimizer.unet_lr / 2, rel_tol=5e-3)
+    assert doc["ok"] is True
+    assert (run_dir / "lr-find.png").read_bytes().startswith(b"\x89PNG")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from kohya_plan.plan.common import PositiveInt, Section
+from kohya_plan.plan.common import NonNegativeInt, PositiveInt, Section
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -20,7 +20,9 @@ class TrainingSection(Section):
     batch_size: PositiveInt = Field(1, le=256, description="T9: images per step per GPU.")
     gradient_accumulation_steps: PositiveInt = 1
     mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
-    save_every_n_epochs: PositiveInt | None = Field(1, description="T10: a LoRA file every N.")
+    save_every_n_epochs: NonNegativeInt | None = Field(
+        1, description="T10: a LoRA file every N epochs (0: only the final one)."
+    )
     save_every_n_steps: PositiveInt | None = None
     save_last_n_epochs: PositiveInt | None = None
     save_state: bool = Field(False, description="Save resumable state with each LoRA file.")
@@ -32,6 +34,20 @@ class TrainingSection(Section):
     max_data_loader_n_workers: int | None = Field(None, ge=0)
     persistent_data_loader_workers: bool = False
     tensorboard: bool = Field(True, description="Write TensorBoard logs into the run folder.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_instead_of_epochs(cls, data: Any) -> Any:
+        # epochs has a default; a plan that gives only max_train_steps means steps.
+        if isinstance(data, dict) and "max_train_steps" in data:
+            if "epochs" in data:
+                msg = (
+                    "both epochs and max_train_steps are set and sd-scripts would silently "
+                    "ignore max_train_steps — keep only one of them"
+                )
+                raise ValueError(msg)
+            return {**data, "epochs": None}
+        return data
 
     @model_validator(mode="after")
     def _length_given(self) -> Self:

@@ -193,7 +193,7 @@ def config_sections(plan: Plan, *, model: str, files: RunFiles) -> dict[str, dic
             "output_name": out.name,
             "save_model_as": out.save_model_as,
             "save_precision": out.save_precision,
-            "save_every_n_epochs": t.save_every_n_epochs,
+            "save_every_n_epochs": t.save_every_n_epochs or None,
             "save_every_n_steps": t.save_every_n_steps,
             "save_last_n_epochs": t.save_last_n_epochs,
             "save_state": t.save_state or None,

@@ -1,0 +1,164 @@
+"""lr-find's pure parts: the derived search plan, plateau detection, the new plan's text,
+and the charts."""
+
+from __future__ import annotations
+
+import math
+import struct
+import tomllib
+import zlib
+from pathlib import Path
+
+import pytest
+from helpers import base_plan
+
+from kohya_plan.loading import validate_plan
+from kohya_plan.lrfind import (
+    default_steps,
+    derive_search,
+    describe,
+    find_plateau,
+    optimizer_table,
+    replace_section,
+    text_chart,
+)
+from kohya_plan.pngchart import line_chart
+
+# Real values of lr/d*lr/unet from sd-scripts' DAdaptAdam run (run5, 4 steps): still rising.
+RUN5 = [(1, 1e-06), (2, 8.38591e-06), (3, 1.53478e-05), (4, 6.23344e-05)]
+
+
+def _dadapt_curve(final: float = 3.3e-5, steps: int = 300) -> list[tuple[int, float]]:
+    """D-Adaptation's typical shape: geometric growth, then flat with small noise."""
+    points = []
+    for step in range(1, steps + 1):
+        grow = final * min(1.0, 1e-3 * 1.08**step)
+        noise = 1 + 0.01 * math.sin(step)
+        points.append((step, grow * noise if grow >= final else grow))
+    return points
+
+
+def test_search_plan_is_adaptive_constant_and_short(tmp_path: Path) -> None:
+    data = base_plan(sampling={"every_n_epochs": 1, "prompts": ["a --w 512"]})
+    derived = derive_search(data, searcher="dadapt", steps=240)
+    plan = validate_plan(derived, tmp_path)
+    assert plan.optimizer.type == "DAdaptAdam"
+    assert plan.optimizer.learning_rate == 1.0
+    assert plan.optimizer.unet_lr is None and plan.optimizer.text_encoder_lr is None
+    assert (plan.optimizer.scheduler, plan.optimizer.warmup_steps) == ("constant", 0)
+    assert plan.training.epochs is None and plan.training.max_train_steps == 240
+    assert plan.training.tensorboard is True
+    assert plan.training.save_every_n_epochs == 0  # only the final file
+    assert not plan.sampling.enabled
+    assert plan.output.name == "testlora-lr-find"
+    assert "epochs" in data["training"]
+    prodigy = validate_plan(derive_search(data, searcher="prodigy", steps=10), tmp_path)
+    assert prodigy.optimizer.type == "Prodigy"
+
+
+def test_default_budget_from_the_data() -> None:
+    assert default_steps(10) == 200
+    assert default_steps(120) == 240
+    assert default_steps(5000) == 1000
+
+
+def test_plateau_found_where_the_curve_goes_flat() -> None:
+    plateau = find_plateau(_dadapt_curve())
+    assert plateau.settled
+    assert math.isclose(plateau.value, 3.3e-5, rel_tol=0.02)
+    assert 80 <= (plateau.since_step or 0) <= 100  # 1e-3 * 1.08**step reaches 1 at step ~90
+    assert plateau.spread < 0.05
+    assert "went flat at 3.3e-05" in describe(plateau)
+
+
+def test_a_still_rising_curve_is_reported_plainly() -> None:
+    plateau = find_plateau(RUN5)
+    assert not plateau.settled
+    assert plateau.value == 6.23344e-05
+    text = describe(plateau)
+    assert "never settled within 4 steps" in text
+    assert "--steps" in text
+
+
+def test_a_curve_that_moves_late_is_not_settled() -> None:
+    points = _dadapt_curve(steps=200) + [(200 + i, 3.3e-5 * (1 + 0.02 * i)) for i in range(1, 60)]
+    assert not find_plateau(points).settled
+
+
+def test_plateau_ignores_nan_and_needs_values() -> None:
+    assert find_plateau([(1, float("nan")), *RUN5]).points == 4
+    with pytest.raises(ValueError, match="no learning-rate values"):
+        find_plateau([(1, float("nan"))])
+
+
+def test_new_optimizer_follows_t17_t20_t21() -> None:
+    adamw = optimizer_table(
+        3.3e-5, target="adamw8bit", te_ratio=0.5, scheduler="constant", train_te=True
+    )
+    assert adamw == {
+        "type": "AdamW8bit",
+        "learning_rate": 3.3e-5,
+        "unet_lr": 3.3e-5,
+        "scheduler": "constant",
+        "text_encoder_lr": 1.65e-5,
+    }
+    lion = optimizer_table(3.3e-5, target="lion", te_ratio=0.1, scheduler="cosine", train_te=False)
+    assert lion["type"] == "Lion"
+    assert lion["unet_lr"] == 1.1e-5
+    assert "text_encoder_lr" not in lion
+
+
+PLAN = """# my plan
+[model]
+base = "a/b"   # keep me
+
+[optimizer]
+# old comment
+type = "DAdaptation"
+learning_rate = 1.0
+
+# about the training
+[training]
+epochs = 8
+"""
+
+
+def test_replace_section_keeps_everything_else() -> None:
+    text = replace_section(
+        PLAN, "optimizer", ['type = "AdamW8bit"', "unet_lr = 3.3e-05"], "found by lr-find"
+    )
+    assert 'base = "a/b"   # keep me' in text
+    assert "# about the training\n[training]\nepochs = 8" in text
+    assert "DAdaptation" not in text and "old comment" not in text
+    assert tomllib.loads(text)["optimizer"] == {"type": "AdamW8bit", "unet_lr": 3.3e-05}
+    assert "# found by lr-find\n[optimizer]" in text
+    appended = replace_section('[model]\nbase = "x"\n', "optimizer", ['type = "Lion"'], "n")
+    assert tomllib.loads(appended)["optimizer"] == {"type": "Lion"}
+
+
+def test_text_chart_shape() -> None:
+    lines = text_chart(_dadapt_curve(), width=40, height=8)
+    assert len(lines) == 10
+    assert lines[0].startswith(" 3.33e-05")  # the top label is the highest value
+    assert lines[0].endswith("█")  # flat at the top, right side
+    assert "█" not in lines[0][11:15]  # low at the start
+
+
+def _png_size_and_colours(data: bytes) -> tuple[int, int, int]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", data[16:24])
+    idat = data.index(b"IDAT")
+    length = struct.unpack(">I", data[idat - 4 : idat])[0]
+    raw = zlib.decompress(data[idat + 4 : idat + 4 + length])
+    stride = width * 3 + 1
+    colours = {
+        raw[i : i + 3] for r in range(height) for i in range(r * stride + 1, (r + 1) * stride, 3)
+    }
+    return width, height, len(colours)
+
+
+def test_png_chart_draws_something() -> None:
+    data = line_chart([(_dadapt_curve(), (31, 119, 180))], band=(90.0, 3.1e-5, 3.5e-5))
+    width, height, colours = _png_size_and_colours(data)
+    assert (width, height) == (800, 400)
+    assert colours >= 5  # background, grid, band, axis/text, curve
