@@ -634,3 +634,27 @@ def _sd_scripts(plan: Plan, facts: Facts) -> Iterator[Finding]:
             "run `git submodule update --init vendor/sd-scripts`, set launch.sd_scripts, "
             "or set KOHYA_SD_SCRIPTS",
         )
+
+
+@check
+def _hardware(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    if facts.hardware is None:
+        return
+    from kohya_plan.hardware import advise
+
+    t = plan.training
+    epochs = facts.steps.epochs if facts.steps else (t.epochs or 1)
+    every = t.save_every_n_epochs or 0
+    files = 1 + (max(0, (epochs - 1) // every) if every else 0)
+    for advice in advise(
+        facts.hardware,
+        batch_size=t.batch_size,
+        mixed_precision=t.mixed_precision,
+        save_precision=plan.output.save_precision,
+        lora_file_bytes=lora_file_bytes(plan),
+        files_per_run=files,
+        family=plan.model.family,
+        save_state=t.save_state,
+        optimizer=plan.optimizer.type,
+    ):
+        yield Finding(advice.id, advice.field, advice.message, advice.fix)

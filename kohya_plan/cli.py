@@ -97,7 +97,10 @@ def rules_command() -> None:
 @plan_argument
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead.")
-def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--no-hardware", is_flag=True, help="Skip the GPU/RAM/disk advice for this machine."
+)
+def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool, no_hardware: bool) -> None:
     """Validate PLAN against sd-scripts and the tutorial's rules; show the exact steps.
 
     Exit status: 0 when there are no errors (advice never changes it), 2 when there are.
@@ -111,7 +114,7 @@ def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     from kohya_plan.planning import check_plan, failed_report_json
 
     try:
-        report = check_plan(plan_path, overrides)
+        report = check_plan(plan_path, overrides, hardware=not no_hardware)
     except PlanError as exc:
         if not as_json:
             raise
@@ -196,6 +199,7 @@ def make(
     show_default=True,
     help="Seconds to wait after Ctrl-C before terminating the trainer.",
 )
+@click.option("--board", "with_board", is_flag=True, help="Start TensorBoard alongside the run.")
 def launch(
     target: Path,
     overrides: tuple[str, ...],
@@ -206,6 +210,7 @@ def launch(
     resume_from: Path | None,
     keep_going_on_nan: bool,
     grace: float,
+    with_board: bool,
 ) -> None:
     """Run a plan (a new run folder is made first) or a run folder made by `make`.
 
@@ -233,7 +238,17 @@ def launch(
     mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
     if mode != "quiet":
         display.plain(f"Run folder: {prepared.run_dir} (log: train.log)")
-    summary = run(prepared, options, lambda: display.run_view(mode))
+    board = None
+    if with_board:
+        from kohya_plan.board import start_board
+
+        board = start_board([prepared.run_dir], require_logs=False)
+        display.plain(f"TensorBoard: {board.url} (shows the run once sd-scripts starts logging)")
+    try:
+        summary = run(prepared, options, lambda: display.run_view(mode))
+    finally:
+        if board is not None:
+            board.stop()
     display.run_summary(summary, str(prepared.run_dir))
     raise SystemExit(exit_code(summary))
 
@@ -326,6 +341,34 @@ def lr_find(
         view_factory=lambda: display.run_view(mode),
     )
     display.lr_find_result(result)
+
+
+@cli.command(name="board")
+@click.argument("run_dirs", nargs=-1, metavar="[RUN_DIR]...", type=click.Path(path_type=Path))
+@click.option("--open", "open_it", is_flag=True, help="Open it in the web browser.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: a free one).")
+def board_command(run_dirs: tuple[Path, ...], open_it: bool, host: str, port: int | None) -> None:
+    """Show runs' TensorBoard logs (loss, learning rates) until Ctrl-C.
+
+    RUN_DIR may be a run folder, its logs/ folder, or a folder of runs (default: the current
+    folder).
+
+    \b
+    Examples:
+      kohya-plan board runs/xunxian-20261126-120000
+      kohya-plan board runs --open
+    """
+    from kohya_plan import display
+    from kohya_plan.board import find_runs, open_browser, serve_forever_until_interrupt, start_board
+
+    board = start_board(find_runs(list(run_dirs) or [Path()]), host=host, port=port)
+    for warning in board.warnings:
+        display.plain(f"warning: {warning}")
+    display.plain(f"TensorBoard: {board.url}  (Ctrl-C to stop)")
+    if open_it and not open_browser(board.url):
+        display.plain("(no web browser could be opened: open the address yourself)")
+    serve_forever_until_interrupt(board)
 
 
 def main() -> None:

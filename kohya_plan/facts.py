@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from kohya_plan.hardware import Hardware
     from kohya_plan.render.dataset_toml import ResolvedSubset
 
 ModelKind = Literal["file", "diffusers", "hub", "missing"]
@@ -78,4 +79,5 @@ class Facts:
     sd_scripts_found: bool = True
     model_family_detected: str | None = None
     steps: StepFacts | None = None
+    hardware: Hardware | None = None
     notes: tuple[str, ...] = field(default=())

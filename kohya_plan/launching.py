@@ -333,6 +333,7 @@ def run(
                 supervisor.request_stop("avr_loss became NaN")
 
     started_at = time.time()
+    usage_before = _usage()
     _write_json(
         prepared.run_dir / EXIT_NAME,
         {"started_at": started_at, "argv": prepared.argv, "finished": False},
@@ -364,6 +365,8 @@ def run(
             "wall_s": result.duration_s,
             "stop_reason": stop_reason,
             "escalation": result.escalation,
+            # Supervision overhead: kohya-plan's own CPU time vs the trainer tree's.
+            **_usage_delta(usage_before, _usage()),
         },
     )
     return finish_summary(
@@ -377,6 +380,26 @@ def run(
         started_at=started_at,
         link_final=True,
     )
+
+
+def _usage() -> tuple[float, float, int]:
+    try:
+        import resource
+    except ImportError:  # Windows: not measured
+        return (0.0, 0.0, 0)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime, me.ru_maxrss)
+
+
+def _usage_delta(
+    before: tuple[float, float, int], after: tuple[float, float, int]
+) -> dict[str, float]:
+    return {
+        "kohya_plan_cpu_s": round(after[0] - before[0], 3),
+        "trainer_cpu_s": round(after[1] - before[1], 3),
+        "kohya_plan_max_rss_mib": round(after[2] / 1024, 1),
+    }
 
 
 def summary_from_disk(run_dir: Path) -> RunSummary:

@@ -34,6 +34,7 @@ from kohya_plan.steps import DatasetSpec, SubsetImages, batches_per_epoch, total
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from kohya_plan.hardware import Hardware
     from kohya_plan.plan import Plan
 
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -121,6 +122,7 @@ class CheckReport:
                 "precision": self.plan.output.save_precision,
             },
             "model": {"kind": self.facts.model_kind, "ref": self.facts.model_ref},
+            "hardware": self.facts.hardware.to_json() if self.facts.hardware else None,
             "sd_scripts": {
                 "path": str(self.facts.sd_scripts) if self.facts.sd_scripts else None,
                 "found": self.facts.sd_scripts_found,
@@ -342,8 +344,8 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
     )
 
 
-def gather_facts(plan: Plan, plan_dir: Path) -> Facts:
-    """Everything the checks need from the disk."""
+def gather_facts(plan: Plan, plan_dir: Path, *, hardware: bool = False) -> Facts:
+    """Everything the checks need from the disk (and, with `hardware`, this machine)."""
     kind, ref = model_kind(plan, plan_dir)
     subsets, parents = resolve_subsets(plan)
     folders = tuple(scan_subset(plan, s) for s in subsets)
@@ -356,14 +358,23 @@ def gather_facts(plan: Plan, plan_dir: Path) -> Facts:
         sd_scripts=sd_scripts,
         sd_scripts_found=(sd_scripts / plan.script_name).is_file(),
         steps=compute_steps(plan, folders),
+        hardware=_detect_hardware(plan) if hardware else None,
     )
 
 
-def check_plan(plan_path: Path, overrides: Iterable[str] = ()) -> CheckReport:
-    """Load, validate and check a plan file against its data."""
+def _detect_hardware(plan: Plan) -> Hardware:
+    from kohya_plan.hardware import detect
+
+    return detect(plan.output.dir)
+
+
+def check_plan(
+    plan_path: Path, overrides: Iterable[str] = (), *, hardware: bool = False
+) -> CheckReport:
+    """Load, validate and check a plan file against its data (and this machine's hardware)."""
     plan_path = plan_path.expanduser().absolute()
     plan = load_plan(plan_path, overrides)
-    return check_validated(plan, plan_path)
+    return check_validated(plan, plan_path, hardware=hardware)
 
 
 def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
@@ -372,9 +383,9 @@ def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
     return check_validated(validate_plan(data, plan_path.parent), plan_path)
 
 
-def check_validated(plan: Plan, plan_path: Path) -> CheckReport:
+def check_validated(plan: Plan, plan_path: Path, *, hardware: bool = False) -> CheckReport:
     """Check a validated plan against its data on disk."""
-    facts = gather_facts(plan, plan_path.parent)
+    facts = gather_facts(plan, plan_path.parent, hardware=hardware)
     return CheckReport(plan_path, plan, facts, run_checks(plan, facts))
 
 

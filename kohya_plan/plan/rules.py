@@ -70,6 +70,12 @@ _CATALOGUE = (
     RuleInfo("reg-unused", "advice", "sd-scripts", "more reg images than training images"),
     RuleInfo("skipped-files", "advice", "sd-scripts", "files sd-scripts will not read"),
     RuleInfo("sd-scripts-missing", "advice", "setup", "sd-scripts not found"),
+    # Hardware advice (this machine: the one `check` runs on).
+    RuleInfo("gpu-batch-size", "advice", "T9", "batch size vs GPU memory"),
+    RuleInfo("gpu-precision", "advice", "sd-scripts", "mixed precision the GPU supports"),
+    RuleInfo("no-gpu", "advice", "sd-scripts", "no NVIDIA GPU: CPU training is extremely slow"),
+    RuleInfo("disk-space", "advice", "sd-scripts", "outputs may not fit on the disk"),
+    RuleInfo("ram", "advice", "sd-scripts", "host RAM low for training"),
 )
 RULES: dict[str, RuleInfo] = {rule.id: rule for rule in _CATALOGUE}
 

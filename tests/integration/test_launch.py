@@ -184,3 +184,22 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_process(tmp_path: Path) -> None:
     log = (run_dir / "train.log").read_bytes()
     assert log.startswith((LOGS / "run1_basic.stderr.txt").read_bytes())
     assert b"interrupted, saving" in log
+
+
+def test_launch_with_board_serves_the_run_and_stops_it(tmp_path: Path, run_cli) -> None:
+    import re
+    import urllib.request
+
+    plan = _project(tmp_path, "--replay", str(LOGS / "run1_basic.stderr.txt"))
+    result = run_cli("launch", plan, "--plain", "--board")
+    assert result.exit_code == 0, result.output
+    url = re.search(r"TensorBoard: (http://127\.0\.0\.1:\d+)", result.output)
+    assert url, result.output
+    with pytest.raises(OSError):  # stopped with the run
+        urllib.request.urlopen(url.group(1), timeout=2)
+
+
+def test_board_command_needs_run_folders(tmp_path: Path, run_cli) -> None:
+    result = run_cli("board", tmp_path)
+    assert result.exit_code == 2
+    assert "not a run folder" in result.output
