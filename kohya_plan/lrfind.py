@@ -69,30 +69,24 @@ class Plateau:
 
 
 def find_plateau(points: Sequence[tuple[int, float]], tolerance: float = FLAT_TOLERANCE) -> Plateau:
-    """Find the flat end of a d*lr curve: the longest tail that stays within ±tolerance of its
-    median. Settled when that tail covers at least the last quarter of the run."""
+    """Find the flat end of a d*lr curve: the longest tail that stays within ±tolerance of the
+    final level (the median of the last quarter). Settled when that tail covers at least the
+    last quarter of the run. Linear in the number of points."""
     clean = [(s, v) for s, v in sorted(points) if math.isfinite(v) and v > 0]
     if not clean:
         msg = "no learning-rate values to read"
         raise ValueError(msg)
     values = [v for _, v in clean]
-    last = values[-1]
     quarter = values[-max(2, len(values) // 4) :]
-    spread = (max(quarter) - min(quarter)) / statistics.median(quarter)
-    start = len(values) - 1
-    # Walk back while every value stays within the band around the tail's median.
-    while start > 0:
-        tail = values[start - 1 :]
-        centre = statistics.median(tail)
-        if all(abs(v - centre) <= tolerance * centre for v in tail):
-            start -= 1
-        else:
-            break
+    level = statistics.median(quarter)
+    spread = (max(quarter) - min(quarter)) / level
+    start = len(values)
+    while start > 0 and abs(values[start - 1] - level) <= tolerance * level:
+        start -= 1
     tail = values[start:]
     settled = len(values) >= 8 and len(tail) >= max(2, len(values) // 4)
-    value = statistics.median(tail) if settled else last
     return Plateau(
-        value=value,
+        value=statistics.median(tail) if settled else values[-1],
         settled=settled,
         since_step=clean[start][0] if settled else None,
         spread=spread,
