@@ -242,7 +242,7 @@ class LiveView:
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[epoch]}"),
             TextColumn("avr_loss {task.fields[loss]}"),
             TextColumn("{task.fields[speed]}"),
@@ -252,7 +252,7 @@ class LiveView:
             refresh_per_second=4,
         )
         self._task = self._progress.add_task(
-            "starting sd-scripts", total=None, epoch="", loss="-", speed="", left="?"
+            "starting sd-scripts", total=None, count="", epoch="", loss="-", speed="", left="?"
         )
         self._progress.start()
 
@@ -268,6 +268,7 @@ class LiveView:
                 description="training",
                 total=event.total,
                 completed=event.step,
+                count=f"{event.step}/{event.total}",
                 epoch=epoch,
                 loss=_loss(event.avr_loss),
                 speed=_speed(event),
