@@ -24,8 +24,10 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
-    print(f"make --dry-run: median {statistics.median(times):.3f} s, "
-          f"min {min(times):.3f} s, max {max(times):.3f} s over {runs} runs")
+    print(
+        f"make --dry-run: median {statistics.median(times):.3f} s, "
+        f"min {min(times):.3f} s, max {max(times):.3f} s over {runs} runs"
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Runs `kohya-plan launch` on a small dataset (needs vendor/sd-scripts and .venv-sd; builds the
 tiny model once, see tests/sdlab.py) and reads exit.json: kohya-plan's own CPU time while the
 trainer ran vs the trainer tree's CPU time, and kohya-plan's peak RSS.
-Targets: overhead ≤ 1 % of the trainer's CPU; RSS ≤ 100 MB. Usage: python bench/bench_launch_overhead.py
+Targets: overhead ≤ 1 % of the trainer's CPU; RSS ≤ 100 MB.
+Usage: python bench/bench_launch_overhead.py
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def main() -> None:
                 network={"dim": 4, "alpha": 2},
                 optimizer={"type": "AdamW", "scheduler": "constant"},
                 training={"epochs": 2, "mixed_precision": "no"},
-                launch={"sd_scripts": str(sdlab.sd_scripts_dir()), "python": str(sdlab.sd_python())},
+                launch={
+                    "sd_scripts": str(sdlab.sd_scripts_dir()),
+                    "python": str(sdlab.sd_python()),
+                },
             ),
         )
         subprocess.run(
@@ -49,7 +53,8 @@ def main() -> None:
         log_bytes = (run_dir / "train.log").stat().st_size
     share = info["kohya_plan_cpu_s"] / info["trainer_cpu_s"] * 100
     print(
-        f"trainer CPU {info['trainer_cpu_s']:.1f} s, kohya-plan CPU {info['kohya_plan_cpu_s']:.2f} s "
+        f"trainer CPU {info['trainer_cpu_s']:.1f} s, "
+        f"kohya-plan CPU {info['kohya_plan_cpu_s']:.2f} s "
         f"({share:.2f} %), kohya-plan peak RSS {info['kohya_plan_max_rss_mib']:.0f} MiB, "
         f"wall {info['wall_s']:.0f} s, log {log_bytes / 1024:.0f} KiB"
     )

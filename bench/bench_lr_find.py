@@ -63,9 +63,11 @@ def main() -> None:
             validate_plan(__import__("tomllib").loads(text), root)
             pngchart.line_chart([(points, (31, 119, 180))])
             times.append(time.perf_counter() - start)
-        print(f"lr-find overhead (10,000 steps, {len(TAGS)} tags): median "
-              f"{statistics.median(times):.3f} s (runs: {', '.join(f'{t:.3f}' for t in times)}); "
-              f"plateau {plateau.value:.3g} settled={plateau.settled} from {plateau.since_step}")
+        print(
+            f"lr-find overhead (10,000 steps, {len(TAGS)} tags): median "
+            f"{statistics.median(times):.3f} s (runs: {', '.join(f'{t:.3f}' for t in times)}); "
+            f"plateau {plateau.value:.3g} settled={plateau.settled} from {plateau.since_step}"
+        )
 
 
 if __name__ == "__main__":

@@ -332,14 +332,19 @@ def _model(plan: Plan, facts: Facts) -> Iterator[Finding]:
             "the dataset",
             "fix the path (relative paths are relative to the plan file) or give a Hub repo id",
         )
-    detected = facts.model_family_detected
-    if detected and detected != plan.model.family:
+    if facts.model_problem is not None:
         yield Finding(
-            "model-family",
-            "model.family",
-            f'the checkpoint is {detected} but model.family is "{plan.model.family}"',
-            f'set family = "{detected}" or use a {plan.model.family} checkpoint',
+            "model-unreadable",
+            "model.base",
+            f"{facts.model_ref} cannot be read: {facts.model_problem}",
+            "download or copy the checkpoint again",
         )
+    from kohya_plan.checkpoint import family_problem
+
+    problem = family_problem(facts.model_family_detected, plan.model.family)
+    if problem is not None:
+        message, _, fix = problem.partition("; ")
+        yield Finding("model-family", "model.base", f"{plan.model.base} is {message}", fix)
 
 
 @check

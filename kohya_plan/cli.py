@@ -97,9 +97,7 @@ def rules_command() -> None:
 @plan_argument
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead.")
-@click.option(
-    "--no-hardware", is_flag=True, help="Skip the GPU/RAM/disk advice for this machine."
-)
+@click.option("--no-hardware", is_flag=True, help="Skip the GPU/RAM/disk advice for this machine.")
 def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool, no_hardware: bool) -> None:
     """Validate PLAN against sd-scripts and the tutorial's rules; show the exact steps.
 
@@ -327,7 +325,8 @@ def lr_find(
       kohya-plan lr-find plan.toml --optimizer lion --te-ratio 0.2
     """
     from kohya_plan import display
-    from kohya_plan.launching import LaunchOptions, is_interactive, lr_find as find
+    from kohya_plan.launching import LaunchOptions, is_interactive
+    from kohya_plan.launching import lr_find as find
 
     mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
     result = find(
@@ -341,6 +340,28 @@ def lr_find(
         view_factory=lambda: display.run_view(mode),
     )
     display.lr_find_result(result)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path, file_okay=False))
+def report(run_dir: Path) -> None:
+    """Write RUN_DIR/report.html: plan, command, dataset, loss and LR charts, samples by epoch.
+
+    One self-contained page (images embedded) to pick the best epoch by looking (T24, T30).
+    `launch` writes it at the end of every run; this writes it again.
+
+    \b
+    Examples:
+      kohya-plan report runs/xunxian-20261126-120000
+    """
+    from kohya_plan import display
+    from kohya_plan.errors import UsageError
+    from kohya_plan.report import write_report
+
+    if not (run_dir / "launch.json").is_file():
+        msg = f"{run_dir} is not a run folder (no launch.json) — give a folder made by `make`"
+        raise UsageError(msg)
+    display.plain(f"Wrote {write_report(run_dir)}")
 
 
 @cli.command(name="board")

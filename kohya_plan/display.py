@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
     from kohya_plan.checks import Finding
     from kohya_plan.errors import Problem
-    from kohya_plan.launching import LrFindResult
     from kohya_plan.events import Event, Progress, RunState
+    from kohya_plan.launching import LrFindResult
     from kohya_plan.planning import CheckReport
     from kohya_plan.summary import RunSummary
 

@@ -78,6 +78,7 @@ class Facts:
     sd_scripts: Path | None = None
     sd_scripts_found: bool = True
     model_family_detected: str | None = None
+    model_problem: str | None = None
     steps: StepFacts | None = None
     hardware: Hardware | None = None
     notes: tuple[str, ...] = field(default=())

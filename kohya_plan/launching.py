@@ -369,7 +369,7 @@ def run(
             **_usage_delta(usage_before, _usage()),
         },
     )
-    return finish_summary(
+    summary = finish_summary(
         prepared.run_dir,
         prepared.plan,
         state,
@@ -380,6 +380,18 @@ def run(
         started_at=started_at,
         link_final=True,
     )
+    write_report_quietly(prepared.run_dir)
+    return summary
+
+
+def write_report_quietly(run_dir: Path) -> Path | None:
+    """report.html for a finished run; a failure here must not hide the run's own result."""
+    from kohya_plan.report import write_report
+
+    try:
+        return write_report(run_dir)
+    except Exception:
+        return None
 
 
 def _usage() -> tuple[float, float, int]:

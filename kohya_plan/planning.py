@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from kohya_plan.plan import Plan
 
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 _SUBSET_OVERRIDES = (
     "caption_extension",
     "keep_tokens",
@@ -161,6 +159,8 @@ def failed_report_json(exc: PlanError) -> dict[str, Any]:
 
 def model_kind(plan: Plan, plan_dir: Path) -> tuple[ModelKind, str]:
     """Is model.base a file, a Diffusers folder, a Hub repo id, or a local path that is missing?"""
+    from kohya_plan.hub import is_hub_ref
+
     base = plan.model.base
     path = Path(base).expanduser()
     if not path.is_absolute():
@@ -169,16 +169,26 @@ def model_kind(plan: Plan, plan_dir: Path) -> tuple[ModelKind, str]:
         return "file", str(path.absolute())
     if path.is_dir():
         return "diffusers", str(path.absolute())
-    looks_local = (
-        base.lower().endswith(_MODEL_SUFFIXES)
-        or base.startswith(("/", "./", "../", "~", "\\"))
-        or "\\" in base
-        or re.match(r"^[A-Za-z]:", base) is not None
-        or not _REPO_ID.match(base)
-    )
-    if looks_local:
-        return "missing", str(path.absolute())
-    return "hub", base
+    if is_hub_ref(base):
+        return "hub", base
+    return "missing", str(path.absolute())
+
+
+def detect_model(kind: ModelKind, ref: str) -> tuple[str | None, str | None]:
+    """(family read from the checkpoint's header or model_index.json, problem reading it)."""
+    from kohya_plan.checkpoint import CheckpointError, detect_family
+
+    path: Path | None = Path(ref) if kind in ("file", "diffusers") else None
+    if kind == "hub":
+        from kohya_plan.hub import cached_model, parse_model_ref
+
+        path = cached_model(parse_model_ref(ref))
+    if path is None:
+        return None, None
+    try:
+        return detect_family(path), None
+    except CheckpointError as exc:
+        return None, str(exc)
 
 
 def locate_sd_scripts(plan: Plan) -> Path:
@@ -347,12 +357,15 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
 def gather_facts(plan: Plan, plan_dir: Path, *, hardware: bool = False) -> Facts:
     """Everything the checks need from the disk (and, with `hardware`, this machine)."""
     kind, ref = model_kind(plan, plan_dir)
+    detected, problem = detect_model(kind, ref)
     subsets, parents = resolve_subsets(plan)
     folders = tuple(scan_subset(plan, s) for s in subsets)
     sd_scripts = locate_sd_scripts(plan)
     return Facts(
         model_kind=kind,
         model_ref=ref,
+        model_family_detected=detected,
+        model_problem=problem,
         parents=tuple(parents),
         folders=folders,
         sd_scripts=sd_scripts,
@@ -409,9 +422,44 @@ def _header(report: CheckReport, what: str) -> str:
     )
 
 
-def render_run(report: CheckReport, run_dir: Path) -> RenderedRun:
+@dataclass(frozen=True)
+class Inputs:
+    """The model path and tokenizer folder sd-scripts gets (local once resolved)."""
+
+    model: str
+    tokenizer_cache_dir: Path
+
+
+def resolve_inputs(report: CheckReport, *, download: bool) -> Inputs:
+    """Make the base model and the CLIP tokenizer local before sd-scripts starts.
+
+    With `download`, a Hub model goes into the Hugging Face cache and the tokenizer into
+    `tokenizer_cache_dir` (so sd-scripts never fetches mid-run); without (a dry run), the
+    cached path is used where there is one, else the repo id, and nothing is written.
+    """
+    from kohya_plan import hub
+
+    plan, facts = report.plan, report.facts
+    tokenizers = plan.model.tokenizer_cache_dir or hub.default_tokenizer_cache()
+    model = facts.model_ref
+    if facts.model_kind == "hub":
+        ref = hub.parse_model_ref(model)
+        if download:
+            model = str(hub.resolve_model(ref, family=plan.model.family))
+        elif (cached := hub.cached_model(ref)) is not None:
+            model = str(cached)
+    elif facts.model_kind == "file" and download:
+        model = str(hub.loadable_file(Path(model)))
+    if download:
+        hub.resolve_tokenizers(plan.model.family, tokenizers)
+    return Inputs(model, tokenizers)
+
+
+def render_run(report: CheckReport, run_dir: Path, inputs: Inputs | None = None) -> RenderedRun:
     """All files of a run folder, rendered for `run_dir` (pure apart from locating sd-scripts)."""
     plan, facts = report.plan, report.facts
+    if inputs is None:
+        inputs = resolve_inputs(report, download=False)
     files = RunFiles(run_dir)
     sd_scripts = facts.sd_scripts or locate_sd_scripts(plan)
     python = locate_python(plan, report.plan_path.parent, sd_scripts)
@@ -424,7 +472,8 @@ def render_run(report: CheckReport, run_dir: Path) -> RenderedRun:
         ),
         "config.toml": render_config_toml(
             plan,
-            model=facts.model_ref,
+            model=inputs.model,
+            tokenizer_cache_dir=inputs.tokenizer_cache_dir,
             files=files,
             header=_header(report, "sd-scripts training config (--config_file)"),
         ),
@@ -465,6 +514,7 @@ def next_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
 
 def make_run(report: CheckReport) -> tuple[Path, RenderedRun]:
     """Create a NEW run folder (never reusing one) and write every file into it."""
+    inputs = resolve_inputs(report, download=True)  # before any folder: errors leave nothing
     runs_dir = report.plan.runs_dir(report.plan_path.parent)
     runs_dir.mkdir(parents=True, exist_ok=True)
     while True:
@@ -474,7 +524,7 @@ def make_run(report: CheckReport) -> tuple[Path, RenderedRun]:
             break
         except FileExistsError:
             continue
-    rendered = render_run(report, run_dir)
+    rendered = render_run(report, run_dir, inputs)
     try:
         for name, text in rendered.files.items():
             with (run_dir / name).open("x", encoding="utf-8", newline="\n") as handle:

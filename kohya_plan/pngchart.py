@@ -3,10 +3,14 @@ optional highlighted band, and numeric labels drawn with a tiny bitmap font."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 Colour = tuple[int, int, int]
 
@@ -116,7 +120,7 @@ def line_chart(
     canvas.line(left, height - bottom, width - right, height - bottom, axis, 2)
     for points, colour in series:
         clean = [(x, y) for x, y in points if math.isfinite(y)]
-        for (xa, ya), (xb, yb) in zip(clean, clean[1:], strict=False):
+        for (xa, ya), (xb, yb) in itertools.pairwise(clean):
             canvas.line(px(xa), py(ya), px(xb), py(yb), colour, 3)
         if len(clean) == 1:
             canvas.rect(

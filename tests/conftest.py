@@ -11,6 +11,7 @@ from kohya_plan.cli import cli
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -19,6 +20,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Rewrite tests/golden/* from the current output instead of comparing.",
     )
+
+
+@pytest.fixture(autouse=True)
+def offline_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reaches the Hugging Face Hub: a private, offline HF_HOME holding a fake SD1.5
+    repo and the CLIP tokenizer (what the templates and most test plans name)."""
+    import huggingface_hub.constants
+    from helpers import fake_hub
+
+    home = tmp_path_factory.mktemp("hf-home")  # not in tmp_path: tests list that folder
+    monkeypatch.setenv("HF_HOME", str(home))
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    fake_hub(home)
+    return home
 
 
 @pytest.fixture

@@ -54,3 +54,70 @@ def write_plan(folder: Path, data: Mapping[str, Any], name: str = "plan.toml") -
     path = folder / name
     path.write_text(toml.dumps(dict(data)), encoding="utf-8")
     return path
+
+
+SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+CLIP_REPO = "openai/clip-vit-large-patch14"
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def cache_repo(cache: Path, repo_id: str, files: Mapping[str, bytes]) -> Path:
+    """A repo laid out in a Hugging Face cache as huggingface_hub does (blobs, snapshot, ref)."""
+    import hashlib
+    import os
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / FAKE_COMMIT
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        target = snapshot / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(os.path.relpath(blob, target.parent))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(FAKE_COMMIT)
+    return snapshot
+
+
+def fake_hub(home: Path) -> Path:
+    """An offline Hugging Face cache holding a (tiny, fake) SD1.5 repo and the CLIP tokenizer,
+    so that plans naming the Hub model resolve without a network."""
+    import json
+
+    cache = home / "hub"
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "safety_checker": [None, None],
+    }
+    cache_repo(
+        cache,
+        SD15_REPO,
+        {
+            "model_index.json": json.dumps(index).encode(),
+            "scheduler/scheduler_config.json": b"{}",
+            "text_encoder/config.json": json.dumps({"hidden_size": 768}).encode(),
+            "text_encoder/model.safetensors": b"te",
+            "unet/config.json": b"{}",
+            "unet/diffusion_pytorch_model.safetensors": b"unet",
+            "vae/config.json": b"{}",
+            "vae/diffusion_pytorch_model.safetensors": b"vae",
+        },
+    )
+    cache_repo(
+        cache,
+        CLIP_REPO,
+        {
+            "vocab.json": b'{"a": 0}',
+            "merges.txt": b"#version: 0.2\n",
+            "tokenizer_config.json": b'{"model_max_length": 77}',
+            "special_tokens_map.json": b"{}",
+        },
+    )
+    return cache

@@ -41,7 +41,9 @@ def _prepare(case: str, root: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["tutorial", "subsets-reg"])
-def test_rendered_files_match_golden(tmp_path: Path, case: str, update_golden: bool) -> None:
+def test_rendered_files_match_golden(
+    tmp_path: Path, case: str, update_golden: bool, offline_hub: Path
+) -> None:
     root = tmp_path / "root dir"
     root.mkdir()
     report = check_plan(_prepare(case, root))
@@ -50,6 +52,7 @@ def test_rendered_files_match_golden(tmp_path: Path, case: str, update_golden: b
     for name in OUTPUTS:
         text = (run_dir / name).read_text(encoding="utf-8")
         text = text.replace(run_dir.name, "<RUN>").replace(str(root), "<ROOT>")
+        text = text.replace(str(offline_hub), "<HF_HOME>")
         golden = GOLDEN / case / f"expected-{name}"
         if update_golden:
             golden.write_text(text, encoding="utf-8")

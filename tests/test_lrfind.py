@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 import struct
-import tomllib
 import zlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import tomllib
 from helpers import base_plan
 
 from kohya_plan.loading import validate_plan
@@ -23,6 +23,9 @@ from kohya_plan.lrfind import (
     text_chart,
 )
 from kohya_plan.pngchart import line_chart
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Real values of lr/d*lr/unet from sd-scripts' DAdaptAdam run (run5, 4 steps): still rising.
 RUN5 = [(1, 1e-06), (2, 8.38591e-06), (3, 1.53478e-05), (4, 6.23344e-05)]
@@ -44,9 +47,11 @@ def test_search_plan_is_adaptive_constant_and_short(tmp_path: Path) -> None:
     plan = validate_plan(derived, tmp_path)
     assert plan.optimizer.type == "DAdaptAdam"
     assert plan.optimizer.learning_rate == 1.0
-    assert plan.optimizer.unet_lr is None and plan.optimizer.text_encoder_lr is None
+    assert plan.optimizer.unet_lr is None
+    assert plan.optimizer.text_encoder_lr is None
     assert (plan.optimizer.scheduler, plan.optimizer.warmup_steps) == ("constant", 0)
-    assert plan.training.epochs is None and plan.training.max_train_steps == 240
+    assert plan.training.epochs is None
+    assert plan.training.max_train_steps == 240
     assert plan.training.tensorboard is True
     assert plan.training.save_every_n_epochs == 0  # only the final file
     assert not plan.sampling.enabled
@@ -129,7 +134,8 @@ def test_replace_section_keeps_everything_else() -> None:
     )
     assert 'base = "a/b"   # keep me' in text
     assert "# about the training\n[training]\nepochs = 8" in text
-    assert "DAdaptation" not in text and "old comment" not in text
+    assert "DAdaptation" not in text
+    assert "old comment" not in text
     assert tomllib.loads(text)["optimizer"] == {"type": "AdamW8bit", "unet_lr": 3.3e-05}
     assert "# found by lr-find\n[optimizer]" in text
     appended = replace_section('[model]\nbase = "x"\n', "optimizer", ['type = "Lion"'], "n")

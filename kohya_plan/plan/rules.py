@@ -43,6 +43,7 @@ _CATALOGUE = (
     RuleInfo("sampling-no-prompts", "error", "sd-scripts", "sampling scheduled without prompts"),
     RuleInfo("model-missing", "error", "sd-scripts", "local model path does not exist"),
     RuleInfo("model-family", "error", "sd-scripts", "checkpoint is not of model.family"),
+    RuleInfo("model-unreadable", "error", "sd-scripts", "checkpoint file is corrupt"),
     RuleInfo("dataset-missing", "error", "T3", "dataset folder does not exist"),
     RuleInfo("dataset-trap", "error", "T3", "train_dir points at the N_name folder itself"),
     RuleInfo("dataset-no-folders", "error", "T4", "train_dir has no N_name folders"),

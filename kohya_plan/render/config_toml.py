@@ -132,7 +132,9 @@ def key_value_args(values: Mapping[str, TomlValue], *, literal: bool) -> list[st
     return out
 
 
-def config_sections(plan: Plan, *, model: str, files: RunFiles) -> dict[str, dict[str, TomlValue]]:
+def config_sections(
+    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunFiles
+) -> dict[str, dict[str, TomlValue]]:
     """The config file's content, by section (sd-scripts flattens one level of tables)."""
     m, n, o, t, s, out = (
         plan.model,
@@ -147,7 +149,7 @@ def config_sections(plan: Plan, *, model: str, files: RunFiles) -> dict[str, dic
         "model": {
             "pretrained_model_name_or_path": model,
             "clip_skip": m.clip_skip,
-            "tokenizer_cache_dir": str(m.tokenizer_cache_dir) if m.tokenizer_cache_dir else None,
+            "tokenizer_cache_dir": str(tokenizer_cache_dir) if tokenizer_cache_dir else None,
             "vae": m.vae,
             "v_parameterization": m.v_parameterization or None,
         },
@@ -222,10 +224,15 @@ def config_sections(plan: Plan, *, model: str, files: RunFiles) -> dict[str, dic
     }
 
 
-def render_config_toml(plan: Plan, *, model: str, files: RunFiles, header: str) -> str:
+def render_config_toml(
+    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunFiles, header: str
+) -> str:
     """Config TOML text, grouped by concern; sd-scripts ignores the section names."""
     lines = header_lines(header)
-    for name, values in config_sections(plan, model=model, files=files).items():
+    sections = config_sections(
+        plan, model=model, tokenizer_cache_dir=tokenizer_cache_dir, files=files
+    )
+    for name, values in sections.items():
         if lines and lines[-1] != "":
             lines.append("")
         lines += [f"[{name}]", *toml_table(values)]
