@@ -132,11 +132,17 @@ def build(root: Path, steps: int, epochs: int, prompts: int, size: int) -> Path:
     for i in range(20):
         (data / f"img{i}.png").write_bytes(png(64, 64, i))
         (data / f"img{i}.txt").write_text("char, red hair", encoding="utf-8")
+    (root / "model").mkdir()
+    tokenizer = root / "tok" / "openai_clip-vit-large-patch14"
+    tokenizer.mkdir(parents=True)
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        (tokenizer / name).write_text("{}", encoding="utf-8")
     plan_path = root / "plan.toml"
     plan_path.write_text(
         toml.dumps(
             {
-                "model": {"base": "stable-diffusion-v1-5/stable-diffusion-v1-5"},
+                # A local model folder and tokenizer folder: make then needs no network.
+                "model": {"base": "model", "tokenizer_cache_dir": "tok"},
                 "dataset": {"train_dir": "data", "resolution": 512},
                 "network": {"dim": 32, "alpha": 16},
                 "training": {"epochs": epochs, "save_every_n_epochs": 1},
