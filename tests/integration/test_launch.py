@@ -203,3 +203,25 @@ def test_board_command_needs_run_folders(tmp_path: Path, run_cli) -> None:
     result = run_cli("board", tmp_path)
     assert result.exit_code == 2
     assert "not a run folder" in result.output
+
+
+def test_resume_continues_from_the_newest_saved_state(tmp_path: Path, run_cli) -> None:
+    import tomllib
+
+    plan = _project(tmp_path, "--replay", str(LOGS / "run1_basic.stderr.txt"))
+    refused = run_cli("launch", plan, "--resume")
+    assert refused.exit_code == 2
+    assert "save_state = true" in refused.output
+    out = tmp_path / "out"
+    (out / "testlora-000001.safetensors").parent.mkdir(parents=True)
+    (out / "testlora-000001.safetensors").write_bytes(b"epoch 1")
+    for name in ("testlora-000001-state", "testlora-000002-state"):
+        (out / name).mkdir()
+        (out / name / "train_state.json").write_text('{"current_epoch": 1, "current_step": 8}')
+        time.sleep(0.05)  # distinct modification times: the newest one is used
+    result = run_cli("launch", plan, "--resume", "--plain")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    extra = tomllib.loads((run_dir / "config.toml").read_text())["extra"]
+    assert extra == {"resume": str(out / "testlora-000002-state"), "skip_until_initial_step": True}
+    assert (out / "testlora-000001.safetensors").read_bytes() == b"epoch 1"
