@@ -206,11 +206,11 @@ def diffusers_family(folder: Path) -> Family | None:
     text encoder is 1024 wide (SD2.x). A folder with only a VAE config is a VAE. Unreadable
     or unknown folders give None.
     """
-    index = _read_json(folder / "model_index.json")
+    index = read_json_object(folder / "model_index.json")
     if index is None:
         if (folder / "model_index.json").exists():
             return None
-        config = _read_json(folder / "config.json")
+        config = read_json_object(folder / "config.json")
         if config is not None and config.get("_class_name") == "AutoencoderKL":
             return "vae"
         return None
@@ -220,8 +220,8 @@ def diffusers_family(folder: Path) -> Family | None:
         return "sdxl" if _component(index, "text_encoder") else None
     if not name.startswith("StableDiffusion"):
         return None
-    text = _read_json(folder / "text_encoder" / "config.json") or {}
-    unet = _read_json(folder / "unet" / "config.json") or {}
+    text = read_json_object(folder / "text_encoder" / "config.json") or {}
+    unet = read_json_object(folder / "unet" / "config.json") or {}
     width = text.get("hidden_size") or unet.get("cross_attention_dim")
     if width == 1024:
         return "sd2"
@@ -233,7 +233,8 @@ def _component(index: Mapping[str, Any], name: str) -> bool:
     return isinstance(value, list) and len(value) == 2 and value[0] is not None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON file holding an object, or None when it is missing, unreadable or not one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

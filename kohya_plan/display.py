@@ -152,12 +152,9 @@ _PLAIN_EVERY_S = 5.0
 
 
 def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+    from kohya_plan.summary import format_clock
+
+    return format_clock(seconds)
 
 
 def _speed(progress: Progress) -> str:

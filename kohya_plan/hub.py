@@ -31,7 +31,6 @@ huggingface_hub is imported inside functions only: the CLI starts without it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -49,6 +48,7 @@ from kohya_plan.checkpoint import (
     diffusers_family,
     family_from_header,
     family_problem,
+    read_json_object,
 )
 from kohya_plan.errors import LaunchError
 
@@ -462,7 +462,7 @@ def select_pipeline_files(files: Iterable[str], components: Iterable[str]) -> li
 
 def missing_pipeline_parts(folder: Path) -> list[str]:
     """What a Diffusers folder lacks for sd-scripts to load it (empty when complete)."""
-    index = _read_json(folder / "model_index.json")
+    index = read_json_object(folder / "model_index.json")
     if index is None:
         return ["model_index.json"]
     missing: list[str] = []
@@ -484,14 +484,6 @@ def missing_pipeline_parts(folder: Path) -> list[str]:
             if not any(_WEIGHT.match(_SHARD.sub("", p)) for p in present):
                 missing.append(f"{name}/ weights")
     return missing
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 _PIPELINE_HINT = ("model_index.json", "*/*.json", "*/*.txt", "*/*.safetensors")
@@ -615,7 +607,7 @@ def _resolve_pipeline(context: _Context, family: str) -> Path:
                 cache_dir=str(context.cache),
             )
         )
-        index = _read_json(index_file) or {}
+        index = read_json_object(index_file) or {}
         components = pipeline_components(index)
         if "text_encoder/config.json" in files:  # tells SD2 from SD1, before the weights
             hf_hub_download(

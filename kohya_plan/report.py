@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import json
 import math
 import os
 import re
@@ -26,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kohya_plan import events as ev
+from kohya_plan.checkpoint import read_json_object
 from kohya_plan.summary import Cause, LoraFile, LossSummary, RunSummary
+from kohya_plan.summary import format_clock as clock
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -181,17 +182,6 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    text = _read_text(path)
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _command(run_dir: Path) -> tuple[str | None, str | None]:
     """command.sh's exec line (and its cd), else launch.json's argv."""
     text = _read_text(run_dir / "command.sh")
@@ -202,7 +192,7 @@ def _command(run_dir: Path) -> tuple[str | None, str | None]:
                 cwd = line[3:].strip()
             elif line.startswith("exec "):
                 return line[5:].strip(), cwd
-    launch = _read_json(run_dir / "launch.json")
+    launch = read_json_object(run_dir / "launch.json")
     if launch is not None and isinstance(launch.get("argv"), list):
         argv = [str(a) for a in launch["argv"]]
         return shlex.join(argv), str(launch.get("cwd") or "") or None
@@ -579,7 +569,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
             state = replay_log(log)
         except OSError:
             state = None
-    exit_info = _read_json(run_dir / "exit.json")
+    exit_info = read_json_object(run_dir / "exit.json")
     started = exit_info.get("started_at") if exit_info else None
     since = float(started) if isinstance(started, (int, float)) else None
 
@@ -600,7 +590,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
 
     summary = None
     summary_note = None
-    data = _read_json(run_dir / "summary.json")
+    data = read_json_object(run_dir / "summary.json")
     if data is not None:
         try:
             summary = summary_from_json(data)
@@ -627,7 +617,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
                 else "the run has not finished (or kohya-plan was stopped before writing "
                 "summary.json): figures so far, from train.log"
             )
-    manifest = _read_json(run_dir / "manifest.json")
+    manifest = read_json_object(run_dir / "manifest.json")
     epoch_files: dict[int, str] = {}
     if manifest is not None and isinstance(manifest.get("epochs"), dict):
         for key, value in manifest["epochs"].items():
@@ -953,16 +943,6 @@ def human_bytes(size: int) -> str:
             return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} bytes"  # pragma: no cover
-
-
-def clock(seconds: float | None) -> str:
-    """Seconds as h:mm:ss or mm:ss."""
-    if seconds is None:
-        return "?"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _note(text: str, kind: str = "note") -> str:

@@ -108,6 +108,16 @@ class RunSummary:
         return data
 
 
+def format_clock(seconds: float | None) -> str:
+    """Seconds as h:mm:ss or mm:ss ("?" when unknown)."""
+    if seconds is None:
+        return "?"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
 def loss_trend(values: Sequence[float]) -> tuple[str, float | None]:
     """Falling/flat/rising from the first to the last value (±2 % counts as flat)."""
     if len(values) < 2 or values[0] == 0:

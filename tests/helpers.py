@@ -61,13 +61,21 @@ CLIP_REPO = "openai/clip-vit-large-patch14"
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def cache_repo(cache: Path, repo_id: str, files: Mapping[str, bytes]) -> Path:
-    """A repo laid out in a Hugging Face cache as huggingface_hub does (blobs, snapshot, ref)."""
+def cache_repo(
+    cache: Path,
+    repo_id: str,
+    files: Mapping[str, bytes],
+    *,
+    commit: str = FAKE_COMMIT,
+    refs: tuple[str, ...] = ("main",),
+) -> Path:
+    """A repo laid out in a Hugging Face cache as huggingface_hub does (blobs, snapshot, refs;
+    the ref files hold the hash without a newline, as huggingface_hub writes them)."""
     import hashlib
     import os
 
     repo = cache / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / FAKE_COMMIT
+    snapshot = repo / "snapshots" / commit
     for name, data in files.items():
         blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +84,11 @@ def cache_repo(cache: Path, repo_id: str, files: Mapping[str, bytes]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             target.symlink_to(os.path.relpath(blob, target.parent))
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(FAKE_COMMIT)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for ref in refs:
+        ref_file = repo / "refs" / ref
+        ref_file.parent.mkdir(parents=True, exist_ok=True)
+        ref_file.write_text(commit)
     return snapshot
 
 

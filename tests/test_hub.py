@@ -6,7 +6,6 @@ refuse to connect. The "online" paths replace huggingface_hub's functions with f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import helpers
 import huggingface_hub
 import huggingface_hub.constants
 import pytest
@@ -80,21 +80,7 @@ def cache_repo(
     refs: tuple[str, ...] = ("main",),
 ) -> Path:
     """Lay out ``models--ORG--NAME`` as huggingface_hub does: blobs, symlinked snapshot, refs."""
-    repo = cache_dir() / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / commit
-    for name, data in files.items():
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        target = snapshot / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(os.path.relpath(blob, target.parent))
-    snapshot.mkdir(parents=True, exist_ok=True)
-    for ref in refs:
-        ref_file = repo / "refs" / ref
-        ref_file.parent.mkdir(parents=True, exist_ok=True)
-        ref_file.write_text(commit)  # huggingface_hub writes the hash without a newline
-    return snapshot
+    return helpers.cache_repo(cache_dir(), repo_id, files, commit=commit, refs=refs)
 
 
 def safetensors_bytes(tmp_path: Path, tensors: dict[str, list[int]]) -> bytes:

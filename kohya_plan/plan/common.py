@@ -46,6 +46,19 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 ScalarValue = str | bool | int | float
 ExtraValue = ScalarValue | list[str] | list[int] | list[float]
 
+
+def check_key_value_args(value: dict[str, ExtraValue], example: str) -> dict[str, ExtraValue]:
+    """Keys and values that survive sd-scripts' `key=value` splitting on "=" unchanged."""
+    for key, item in value.items():
+        if "=" in key or not key.isidentifier():
+            msg = f"key {key!r} is not a plain name — e.g. {example}"
+            raise ValueError(msg)
+        if isinstance(item, str) and "=" in item:
+            msg = f"value of {key!r} contains '=' ({item!r}) — sd-scripts splits on '='"
+            raise ValueError(msg)
+    return value
+
+
 _CAPTION_EXT = re.compile(r"^\.?[A-Za-z0-9_.-]+$")
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import PositiveFloat, PositiveInt, ScalarValue, Section
+from kohya_plan.plan.common import (
+    PositiveFloat,
+    PositiveInt,
+    ScalarValue,
+    Section,
+    check_key_value_args,
+)
 
 
 class NetworkSection(Section):
@@ -34,11 +40,5 @@ class NetworkSection(Section):
     @field_validator("args")
     @classmethod
     def _args_keys(cls, value: dict[str, ScalarValue]) -> dict[str, ScalarValue]:
-        for key, item in value.items():
-            if "=" in key or not key.strip():
-                msg = f"key {key!r} is not a plain name — write args = {{ conv_dim = 8 }}"
-                raise ValueError(msg)
-            if isinstance(item, str) and "=" in item:
-                msg = f"value of {key!r} contains '=' ({item!r}) — sd-scripts splits on '='"
-                raise ValueError(msg)
+        check_key_value_args(dict(value), "args = { conv_dim = 8 }")
         return value

@@ -6,7 +6,13 @@ import difflib
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import ExtraValue, PositiveFloat, PositiveInt, Section
+from kohya_plan.plan.common import (
+    ExtraValue,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    check_key_value_args,
+)
 
 # sd-scripts' train_util.get_optimizer compares these lower-cased.
 KNOWN_OPTIMIZERS = (
@@ -157,14 +163,7 @@ class OptimizerSection(Section):
     @field_validator("args", "scheduler_args")
     @classmethod
     def _args_plain(cls, value: dict[str, ExtraValue]) -> dict[str, ExtraValue]:
-        for key, item in value.items():
-            if "=" in key or not key.isidentifier():
-                msg = f"key {key!r} is not a keyword argument name — e.g. {{ weight_decay = 0.01 }}"
-                raise ValueError(msg)
-            if isinstance(item, str) and "=" in item:
-                msg = f"value of {key!r} contains '=' ({item!r}) — sd-scripts splits on '='"
-                raise ValueError(msg)
-        return value
+        return check_key_value_args(value, "{ weight_decay = 0.01 }")
 
     @property
     def effective_unet_lr(self) -> float:
