@@ -513,6 +513,11 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         fd = os.open(path, os.O_RDONLY | _O_BINARY)
     except OSError:
         return None
+    return _size_and_close(fd)
+
+
+def _size_and_close(fd: int) -> tuple[int, int] | None:
+    """The size read from an open file (None when unreadable); closes the file."""
     try:
         return _size_from_fd(fd)
     except (OSError, OverflowError, struct.error):
@@ -613,12 +618,7 @@ class _DirOpener:
             fd = self._open(name)
         except OSError:
             return None
-        try:
-            return _size_from_fd(fd)
-        except (OSError, OverflowError, struct.error):
-            return None
-        finally:
-            os.close(fd)
+        return _size_and_close(fd)
 
     def read(self, name: str) -> bytes | None:
         try:

@@ -140,6 +140,18 @@ def skip_reason() -> str | None:
     return "; ".join(problems) if problems else None
 
 
+def require_sd_python() -> Path:
+    """sd-scripts' Python for a test, or skip the test saying what is missing."""
+    import pytest
+
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    python = sd_python()
+    assert python is not None
+    return python
+
+
 def _require() -> tuple[Path, Path]:
     python, sd = sd_python(), sd_scripts_dir()
     if python is None or sd is None:

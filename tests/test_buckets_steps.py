@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import struct
 import subprocess
@@ -18,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import sdlab
 
 from kohya_plan.buckets import (
     BucketError,
@@ -341,11 +341,7 @@ def test_tutorial_formula() -> None:
 
 
 def _sd_python() -> Path:
-    env = os.environ.get("KOHYA_PLAN_SD_PYTHON")
-    py = Path(env) if env else ROOT / ".venv-sd" / "bin" / "python"
-    if not py.exists() or not (SD_SCRIPTS / "library" / "train_util.py").is_file():
-        pytest.skip("needs .venv-sd (sd-scripts requirements) and vendor/sd-scripts")
-    return py
+    return sdlab.require_sd_python()
 
 
 _ORACLE = r"""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import imagesize
 import pytest
+import sdlab
 
 from kohya_plan.scan import (
     IMAGE_EXTENSIONS,
@@ -424,11 +425,7 @@ def test_latent_cache_sizes(tmp_path: Path) -> None:
 
 
 def _sd_python() -> Path:
-    env = os.environ.get("KOHYA_PLAN_SD_PYTHON")
-    py = Path(env) if env else ROOT / ".venv-sd" / "bin" / "python"
-    if not py.exists() or not (SD_SCRIPTS / "library" / "train_util.py").is_file():
-        pytest.skip("needs .venv-sd (sd-scripts requirements) and vendor/sd-scripts")
-    return py
+    return sdlab.require_sd_python()
 
 
 _ORACLE = r"""
