@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -155,17 +154,10 @@ def parse_nvidia_smi(csv_text: str, *, with_compute_cap: bool = True) -> list[Gp
 
 
 def _run_smi(exe: str, fields: tuple[str, ...], timeout_s: float) -> tuple[int, str]:
-    proc = subprocess.run(
-        [exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=timeout_s,
-        check=False,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    from kohya_plan.run.capture import capture
+
+    argv = [exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"]
+    return capture(argv, timeout_s)
 
 
 def query_gpus(timeout_s: float = SMI_TIMEOUT_S) -> tuple[tuple[Gpu, ...], str]:
@@ -179,7 +171,7 @@ def query_gpus(timeout_s: float = SMI_TIMEOUT_S) -> tuple[tuple[Gpu, ...], str]:
         if code != 0 and "compute_cap" in out:
             code, out = _run_smi(exe, QUERY_FIELDS_OLD, timeout_s)
             with_cap = False
-    except subprocess.TimeoutExpired:
+    except TimeoutError:
         return (), f"nvidia-smi did not answer within {timeout_s:g} s"
     except OSError as exc:
         return (), f"nvidia-smi could not be run ({exc.strerror or exc})"
