@@ -43,6 +43,7 @@ def cli() -> None:
       kohya-plan check my-lora/plan.toml      # every problem at once, and the exact steps
       kohya-plan make my-lora/plan.toml --dry-run   # the exact command, nothing written
       kohya-plan make my-lora/plan.toml       # a new run folder with all sd-scripts files
+      kohya-plan launch my-lora/plan.toml     # run it supervised, with progress and a summary
     """
 
 

@@ -312,7 +312,7 @@ def test_check_json_reports_errors_with_ids(tmp_path: Path, run_cli) -> None:
 
 
 def test_unicode_and_space_paths_work(tmp_path: Path, run_cli) -> None:
-    root = tmp_path / "my plans 'quoted' \"dq\" 中文"
+    root = tmp_path / "my plans 'quoted' \"dq\" 中文 back\\slash"
     make_images(root / "数据 集" / "5_角色 a", [(512, 512)] * 4, caption="角色, 1girl")
     plan = write_plan(
         root,

@@ -79,7 +79,7 @@ def test_example_checks_clean(run_cli) -> None:
 
 
 def test_every_command_has_help_with_examples(run_cli) -> None:
-    for command in ("init", "check", "make"):
+    for command in ("init", "check", "make", "launch", "summary", "lr-find", "board", "report"):
         result = run_cli(command, "--help")
         assert result.exit_code == 0
         assert "Examples:" in result.output
