@@ -559,9 +559,9 @@ def lr_find(
 
 
 def _loads(text: str) -> dict[str, Any]:
-    import tomllib
+    from kohya_plan.loading import loads_toml
 
-    return tomllib.loads(text)
+    return loads_toml(text)
 
 
 def _new_plan_path(plan_path: Path, lr: float, target: str) -> Path:

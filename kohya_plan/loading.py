@@ -77,6 +77,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise PlanError([problem]) from None
 
 
+def loads_toml(text: str) -> dict[str, Any]:
+    """Parse TOML text (tomllib, or tomli on Python 3.10)."""
+    return tomllib.loads(text)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`section.key=value` → (["section", "key"], value typed as TOML; bare words are strings)."""
     key, sep, value = text.partition("=")
