@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kohya_plan.summary import format_clock as _clock
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -149,12 +151,6 @@ def made(run_dir: str, command: str, shell_name: str) -> None:
 # --- launch: live view and summary ----------------------------------------------------------
 
 _PLAIN_EVERY_S = 5.0
-
-
-def _clock(seconds: float | None) -> str:
-    from kohya_plan.summary import format_clock
-
-    return format_clock(seconds)
 
 
 def _speed(progress: Progress) -> str:

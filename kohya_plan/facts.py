@@ -5,7 +5,7 @@ Plain data, so the checks stay pure and testable without files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -81,4 +81,3 @@ class Facts:
     model_problem: str | None = None
     steps: StepFacts | None = None
     hardware: Hardware | None = None
-    notes: tuple[str, ...] = field(default=())

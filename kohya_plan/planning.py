@@ -237,7 +237,6 @@ def _folder_subsets(
             repeats=f.repeats,
             is_reg=is_reg,
             class_tokens=f.class_tokens,
-            from_folder_name=True,
         )
         for f in folders
         if f.repeats is not None and f.repeats >= 1

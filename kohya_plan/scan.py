@@ -577,6 +577,11 @@ def _read_path(path: str) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | _O_BINARY)
     except OSError:
         return None
+    return _read_and_close(fd)
+
+
+def _read_and_close(fd: int) -> bytes | None:
+    """A whole open file's bytes (None when reading fails); closes the file."""
     try:
         return _read_fd(fd)
     except OSError:
@@ -625,12 +630,7 @@ class _DirOpener:
             fd = self._open(name)
         except OSError:
             return None
-        try:
-            return _read_fd(fd)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
+        return _read_and_close(fd)
 
 
 # ----------------------------------------------------------------------------- folder scan

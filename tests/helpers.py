@@ -92,35 +92,41 @@ def cache_repo(
     return snapshot
 
 
-def fake_hub(home: Path) -> Path:
-    """An offline Hugging Face cache holding a (tiny, fake) SD1.5 repo and the CLIP tokenizer,
-    so that plans naming the Hub model resolve without a network."""
+def sd15_pipeline(**extra: bytes) -> dict[str, bytes]:
+    """The files of a small SD1.5 Diffusers repo as sd-scripts reads them."""
     import json
 
-    cache = home / "hub"
     index = {
         "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": "0.32.1",
+        "feature_extractor": ["transformers", "CLIPImageProcessor"],
+        "safety_checker": [None, None],
         "scheduler": ["diffusers", "PNDMScheduler"],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
-        "safety_checker": [None, None],
     }
-    cache_repo(
-        cache,
-        SD15_REPO,
-        {
-            "model_index.json": json.dumps(index).encode(),
-            "scheduler/scheduler_config.json": b"{}",
-            "text_encoder/config.json": json.dumps({"hidden_size": 768}).encode(),
-            "text_encoder/model.safetensors": b"te",
-            "unet/config.json": b"{}",
-            "unet/diffusion_pytorch_model.safetensors": b"unet",
-            "vae/config.json": b"{}",
-            "vae/diffusion_pytorch_model.safetensors": b"vae",
-        },
-    )
+    files = {
+        "model_index.json": json.dumps(index).encode(),
+        "feature_extractor/preprocessor_config.json": b"{}",
+        "scheduler/scheduler_config.json": b"{}",
+        "text_encoder/config.json": json.dumps({"hidden_size": 768}).encode(),
+        "text_encoder/model.safetensors": b"te",
+        "unet/config.json": b"{}",
+        "unet/diffusion_pytorch_model.safetensors": b"unet",
+        "vae/config.json": b"{}",
+        "vae/diffusion_pytorch_model.safetensors": b"vae",
+    }
+    files.update(extra)
+    return files
+
+
+def fake_hub(home: Path) -> Path:
+    """An offline Hugging Face cache holding a (tiny, fake) SD1.5 repo and the CLIP tokenizer,
+    so that plans naming the Hub model resolve without a network."""
+    cache = home / "hub"
+    cache_repo(cache, SD15_REPO, sd15_pipeline())
     cache_repo(
         cache,
         CLIP_REPO,

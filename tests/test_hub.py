@@ -21,6 +21,7 @@ import huggingface_hub
 import huggingface_hub.constants
 import pytest
 import sdlab
+from helpers import sd15_pipeline
 from huggingface_hub import utils as hf_utils
 from huggingface_hub.utils.tqdm import are_progress_bars_disabled
 from test_checkpoint import SD15, SDXL, write_safetensors
@@ -85,34 +86,6 @@ def cache_repo(
 
 def safetensors_bytes(tmp_path: Path, tensors: dict[str, list[int]]) -> bytes:
     return write_safetensors(tmp_path / "scratch.safetensors", tensors).read_bytes()
-
-
-def sd15_pipeline(**extra: bytes) -> dict[str, bytes]:
-    """The files of a small SD1.5 Diffusers repo as sd-scripts reads them."""
-    index = {
-        "_class_name": "StableDiffusionPipeline",
-        "_diffusers_version": "0.32.1",
-        "feature_extractor": ["transformers", "CLIPImageProcessor"],
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", "PNDMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-    files = {
-        "model_index.json": json.dumps(index).encode(),
-        "feature_extractor/preprocessor_config.json": b"{}",
-        "scheduler/scheduler_config.json": b"{}",
-        "text_encoder/config.json": json.dumps({"hidden_size": 768}).encode(),
-        "text_encoder/model.safetensors": b"te",
-        "unet/config.json": b"{}",
-        "unet/diffusion_pytorch_model.safetensors": b"unet",
-        "vae/config.json": b"{}",
-        "vae/diffusion_pytorch_model.safetensors": b"vae",
-    }
-    files.update(extra)
-    return files
 
 
 def sdxl_pipeline() -> dict[str, bytes]:

@@ -23,7 +23,6 @@ class ResolvedSubset:
     is_reg: bool
     class_tokens: str | None
     overrides: tuple[tuple[str, TomlValue], ...] = ()
-    from_folder_name: bool = False
 
 
 def render_dataset_toml(plan: Plan, subsets: Sequence[ResolvedSubset], header: str) -> str:
