@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kohya_plan.parse import LogParser  # noqa: E402
+from kohya_plan.trainlog.records import LogParser  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "logs"
 

@@ -29,10 +29,10 @@ import toml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kohya_plan import report  # noqa: E402
-from kohya_plan.launching import finish_summary, replay_log  # noqa: E402
+import kohya_plan.report as report  # noqa: E402
 from kohya_plan.loading import load_plan  # noqa: E402
 from kohya_plan.planning import check_plan, make_run  # noqa: E402
+from kohya_plan.run.launch import finish_summary, replay_log  # noqa: E402
 from kohya_plan.summary import read_scalars  # noqa: E402
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Benchmark kohya_plan.scan.scan_folder on 100,000 small images with captions.
+"""Benchmark kohya_plan.inputs.scan.scan_folder on 100,000 small images with captions.
 
 Usage: python bench/bench_scan.py [--dir DIR] [--images N] [--keep]
 
@@ -89,7 +89,7 @@ def generate(root: Path, n: int) -> None:
 
 
 def scan_only(root: Path) -> dict[str, float]:
-    from kohya_plan.scan import scan_folder
+    from kohya_plan.inputs.scan import scan_folder
 
     folders = [root / f for f in FOLDERS]
 

@@ -224,7 +224,7 @@ def launch(
       kohya-plan launch plan.toml --resume
     """
     from kohya_plan import display
-    from kohya_plan.launching import LaunchOptions, exit_code, is_interactive, prepare, run
+    from kohya_plan.run.launch import LaunchOptions, exit_code, is_interactive, prepare, run
 
     options = LaunchOptions(
         overwrite=overwrite,
@@ -239,7 +239,7 @@ def launch(
         display.plain(f"Run folder: {prepared.run_dir} (log: train.log)")
     board = None
     if with_board:
-        from kohya_plan.board import start_board
+        from kohya_plan.workflows.board import start_board
 
         board = start_board([prepared.run_dir], require_logs=False)
         display.plain(f"TensorBoard: {board.url} (shows the run once sd-scripts starts logging)")
@@ -264,7 +264,7 @@ def summary(run_dir: Path, as_json: bool) -> None:
       kohya-plan summary runs/xunxian-20261126-120000 --json
     """
     from kohya_plan import display
-    from kohya_plan.launching import summary_from_disk
+    from kohya_plan.run.launch import summary_from_disk
 
     result = summary_from_disk(run_dir)
     if as_json:
@@ -326,8 +326,8 @@ def lr_find(
       kohya-plan lr-find plan.toml --optimizer lion --te-ratio 0.2
     """
     from kohya_plan import display
-    from kohya_plan.launching import LaunchOptions, is_interactive
-    from kohya_plan.launching import lr_find as find
+    from kohya_plan.run.launch import LaunchOptions, is_interactive
+    from kohya_plan.run.launch import lr_find as find
 
     mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
     result = find(
@@ -382,7 +382,12 @@ def board_command(run_dirs: tuple[Path, ...], open_it: bool, host: str, port: in
       kohya-plan board runs --open
     """
     from kohya_plan import display
-    from kohya_plan.board import find_runs, open_browser, serve_forever_until_interrupt, start_board
+    from kohya_plan.workflows.board import (
+        find_runs,
+        open_browser,
+        serve_forever_until_interrupt,
+        start_board,
+    )
 
     board = start_board(find_runs(list(run_dirs) or [Path()]), host=host, port=port)
     for warning in board.warnings:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan import __version__, scan
-from kohya_plan.buckets import BucketError
+from kohya_plan import __version__
 from kohya_plan.checks import Finding, blocking, lora_file_bytes, lora_parameters, run_checks
 from kohya_plan.errors import PlanError, Problem
-from kohya_plan.facts import Facts, FolderFacts, ModelKind, ParentFacts, StepFacts
+from kohya_plan.inputs import scan
+from kohya_plan.inputs.facts import Facts, FolderFacts, ModelKind, ParentFacts, StepFacts
 from kohya_plan.loading import load_plan, validate_plan
 from kohya_plan.options import sd_scripts_commit
 from kohya_plan.render.command import (
@@ -28,12 +28,13 @@ from kohya_plan.render.command import (
 from kohya_plan.render.config_toml import RunFiles, render_config_toml, render_prompts
 from kohya_plan.render.dataset_toml import ResolvedSubset, render_dataset_toml
 from kohya_plan.render.plan_toml import dump_plan
-from kohya_plan.steps import DatasetSpec, SubsetImages, batches_per_epoch, total_steps
+from kohya_plan.steps.buckets import BucketError
+from kohya_plan.steps.count import DatasetSpec, SubsetImages, batches_per_epoch, total_steps
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from kohya_plan.hardware import Hardware
+    from kohya_plan.inputs.hardware import Hardware
     from kohya_plan.plan import Plan
 
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -159,7 +160,7 @@ def failed_report_json(exc: PlanError) -> dict[str, Any]:
 
 def model_kind(plan: Plan, plan_dir: Path) -> tuple[ModelKind, str]:
     """Is model.base a file, a Diffusers folder, a Hub repo id, or a local path that is missing?"""
-    from kohya_plan.hub import is_hub_ref
+    from kohya_plan.inputs.hub import is_hub_ref
 
     base = plan.model.base
     path = Path(base).expanduser()
@@ -176,11 +177,11 @@ def model_kind(plan: Plan, plan_dir: Path) -> tuple[ModelKind, str]:
 
 def detect_model(kind: ModelKind, ref: str) -> tuple[str | None, str | None]:
     """(family read from the checkpoint's header or model_index.json, problem reading it)."""
-    from kohya_plan.checkpoint import CheckpointError, detect_family
+    from kohya_plan.inputs.checkpoint import CheckpointError, detect_family
 
     path: Path | None = Path(ref) if kind in ("file", "diffusers") else None
     if kind == "hub":
-        from kohya_plan.hub import cached_model, parse_model_ref
+        from kohya_plan.inputs.hub import cached_model, parse_model_ref
 
         path = cached_model(parse_model_ref(ref))
     if path is None:
@@ -375,7 +376,7 @@ def gather_facts(plan: Plan, plan_dir: Path, *, hardware: bool = False) -> Facts
 
 
 def _detect_hardware(plan: Plan) -> Hardware:
-    from kohya_plan.hardware import detect
+    from kohya_plan.inputs.hardware import detect
 
     return detect(plan.output.dir)
 
@@ -436,7 +437,7 @@ def resolve_inputs(report: CheckReport, *, download: bool) -> Inputs:
     `tokenizer_cache_dir` (so sd-scripts never fetches mid-run); without (a dry run), the
     cached path is used where there is one, else the repo id, and nothing is written.
     """
-    from kohya_plan import hub
+    from kohya_plan.inputs import hub
 
     plan, facts = report.plan, report.facts
     tokenizers = plan.model.tokenizer_cache_dir or hub.default_tokenizer_cache()

@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.events import TOTAL_STEPS, Failure, RunState
+from kohya_plan.trainlog.events import TOTAL_STEPS, Failure, RunState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

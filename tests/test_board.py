@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kohya_plan.board import (
+from kohya_plan.errors import UsageError
+from kohya_plan.workflows.board import (
     Board,
     find_runs,
     iter_event_files,
@@ -19,7 +20,6 @@ from kohya_plan.board import (
     start_board,
     why_no_logs,
 )
-from kohya_plan.errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -281,7 +281,7 @@ def test_quiet(tmp_path: Path, capfd: pytest.CaptureFixture[str], boards: list[B
 def test_open_browser(monkeypatch: pytest.MonkeyPatch) -> None:
     import webbrowser
 
-    from kohya_plan.board import open_browser
+    from kohya_plan.workflows.board import open_browser
 
     opened: list[str] = []
 

@@ -1,4 +1,4 @@
-"""kohya_plan.buckets and kohya_plan.steps against sd-scripts' numbers.
+"""kohya_plan.steps.buckets and kohya_plan.steps.count against sd-scripts' numbers.
 
 Hand-checked cases and the worked examples of the contract (§5) run everywhere. Tests
 marked ``sdscripts`` run the real ``BucketManager`` and the real DreamBooth dataset
@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 import sdlab
 
-from kohya_plan.buckets import (
+from kohya_plan.inputs.scan import list_repeat_folders, scan_folder
+from kohya_plan.steps.buckets import (
     BucketError,
     BucketSelector,
     adjust_min_max_bucket_reso,
     make_bucket_resolutions,
     round_to_steps,
 )
-from kohya_plan.scan import list_repeat_folders, scan_folder
-from kohya_plan.steps import (
+from kohya_plan.steps.count import (
     DEFAULT_MAX_TRAIN_STEPS,
     DatasetSpec,
     SubsetImages,

@@ -1,4 +1,4 @@
-"""kohya_plan.checkpoint: family detection from safetensors headers and Diffusers folders."""
+"""kohya_plan.inputs.checkpoint: family detection from safetensors headers and Diffusers folders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kohya_plan.checkpoint import (
+from kohya_plan.inputs.checkpoint import (
     CheckpointError,
     detect_family,
     family_from_header,

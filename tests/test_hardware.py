@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kohya_plan.hardware import (
+from kohya_plan.inputs.hardware import (
     GIB,
     Advice,
     Gpu,

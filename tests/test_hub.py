@@ -1,4 +1,4 @@
-"""kohya_plan.hub against a Hugging Face cache built by hand in tmp_path; never the network.
+"""kohya_plan.inputs.hub against a Hugging Face cache built by hand in tmp_path; never the network.
 
 Every test runs with HF_HOME in tmp_path, HF_HUB_OFFLINE=1, a fake HF_TOKEN and sockets that
 refuse to connect. The "online" paths replace huggingface_hub's functions with fakes.
@@ -26,10 +26,10 @@ from huggingface_hub import utils as hf_utils
 from huggingface_hub.utils.tqdm import are_progress_bars_disabled
 from test_checkpoint import SD15, SDXL, write_safetensors
 
-from kohya_plan import hub
-from kohya_plan.checkpoint import detect_family
 from kohya_plan.errors import LaunchError
-from kohya_plan.hub import HubRef, parse_model_ref
+from kohya_plan.inputs import hub
+from kohya_plan.inputs.checkpoint import detect_family
+from kohya_plan.inputs.hub import HubRef, parse_model_ref
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -64,7 +64,7 @@ def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def go_online(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let kohya_plan.hub believe it may use the network (all network functions are fakes)."""
+    """Let kohya_plan.inputs.hub believe it may use the network (all network functions are fakes)."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 

@@ -13,7 +13,8 @@ import tomllib
 from helpers import base_plan
 
 from kohya_plan.loading import validate_plan
-from kohya_plan.lrfind import (
+from kohya_plan.workflows.lrfind.pngchart import line_chart
+from kohya_plan.workflows.lrfind.search import (
     default_steps,
     derive_search,
     describe,
@@ -22,7 +23,6 @@ from kohya_plan.lrfind import (
     replace_section,
     text_chart,
 )
-from kohya_plan.pngchart import line_chart
 
 if TYPE_CHECKING:
     from pathlib import Path

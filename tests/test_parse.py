@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_plan.events import (
+from kohya_plan.trainlog.events import (
     CheckpointSaved,
     ChildExit,
     ConfigWritten,
@@ -32,7 +32,8 @@ from kohya_plan.events import (
     StateSaved,
     Warning,
 )
-from kohya_plan.parse import LogParser, parse_log, replay, replay_events
+from kohya_plan.trainlog.records import LogParser
+from kohya_plan.trainlog.replay import parse_log, replay, replay_events
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 RUNS = sorted({p.name.split(".")[0] for p in LOGS.glob("*.stderr.txt")})

@@ -18,22 +18,12 @@ from typing import Any
 import pytest
 from helpers import base_plan, make_images, write_plan, write_png
 
-from kohya_plan.launching import finish_summary, replay_log
 from kohya_plan.loading import load_plan
 from kohya_plan.planning import check_plan, make_run
-from kohya_plan.report import (
-    ReportData,
-    Series,
-    gather,
-    line_chart,
-    nice_ticks,
-    parse_sample_name,
-    read_prompts,
-    render_report,
-    thin,
-    tick_label,
-    write_report,
-)
+from kohya_plan.report import ReportData, gather, render_report, write_report
+from kohya_plan.report.charts import Series, line_chart, nice_ticks, thin, tick_label
+from kohya_plan.report.gather import parse_sample_name, read_prompts
+from kohya_plan.run.launch import finish_summary, replay_log
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 PROMPTS = [

@@ -1,4 +1,4 @@
-"""kohya_plan.scan: header sizes, folder names, captions and folder findings.
+"""kohya_plan.inputs.scan: header sizes, folder names, captions and folder findings.
 
 Image files are generated here (headers are all a size reader needs). Sizes are compared
 with the installed ``imagesize``; sd-scripts pins imagesize 1.4.1, whose known
@@ -24,7 +24,7 @@ import imagesize
 import pytest
 import sdlab
 
-from kohya_plan.scan import (
+from kohya_plan.inputs.scan import (
     IMAGE_EXTENSIONS,
     CaptionState,
     list_repeat_folders,
@@ -571,7 +571,7 @@ def test_captions_match_sd_scripts(tmp_path: Path) -> None:
 
 def test_no_third_party_imports_in_scan() -> None:
     code = (
-        "import sys, kohya_plan.scan, kohya_plan.buckets, kohya_plan.steps;"
+        "import sys, kohya_plan.inputs.scan, kohya_plan.steps.buckets, kohya_plan.steps.count;"
         "bad=[m for m in ('imagesize','PIL','numpy') if m in sys.modules];"
         "print(bad)"
     )

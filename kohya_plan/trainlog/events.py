@@ -1,7 +1,8 @@
 """What the trainer's console output means: events, and the run state they add up to.
 
-`kohya_plan.parse.LogParser` turns sd-scripts' raw output into these events; `RunState.apply`
-folds them into one picture of the run (progress, loss curve, files written, what went wrong).
+`kohya_plan.trainlog.records.LogParser` turns sd-scripts' raw output into these events;
+`RunState.apply` folds them into one picture of the run (progress, loss curve, files
+written, what went wrong).
 Pure data: no I/O, stdlib only.
 """
 

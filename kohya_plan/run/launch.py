@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kohya_plan.errors import LaunchError
-from kohya_plan.events import Event, Failure, RunState
 from kohya_plan.loading import load_plan
-from kohya_plan.parse import LogParser
 from kohya_plan.planning import CheckReport, check_plan, make_run, render_run
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.summary import (
@@ -24,12 +22,14 @@ from kohya_plan.summary import (
     read_scalars,
     summarize,
 )
+from kohya_plan.trainlog.events import Event, Failure, RunState
+from kohya_plan.trainlog.records import LogParser
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from kohya_plan.lrfind import Plateau
     from kohya_plan.plan import Plan
+    from kohya_plan.workflows.lrfind.search import Plateau
 
 LOG_NAME = "train.log"
 SUMMARY_NAME = "summary.json"
@@ -483,10 +483,11 @@ def lr_find(
     view_factory: Callable[[], RunView],
 ) -> LrFindResult:
     """T19–T21: a short adaptive-optimizer run, the flat value of its d*lr, a new plan."""
-    from kohya_plan import lrfind, pngchart
     from kohya_plan.loading import apply_overrides, read_toml, validate_plan
     from kohya_plan.planning import check_data
     from kohya_plan.render.toml_text import toml_table
+    from kohya_plan.workflows.lrfind import pngchart
+    from kohya_plan.workflows.lrfind import search as lrfind
 
     plan_path = plan_path.expanduser().absolute()
     data = apply_overrides(read_toml(plan_path), overrides)

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 Family = Literal["sd15", "sd2", "sdxl", "lora", "vae"]
 """What a file holds: a base model of one family, a LoRA, or a VAE on its own."""
 
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+"""Single-file checkpoints: a local file or a path inside a Hub repo ending in one of these."""
+
 MAX_HEADER_BYTES = 100_000_000
 """The safetensors format's own limit on the JSON header."""
 
@@ -257,7 +260,7 @@ def detect_family(path: Path) -> Family | None:
     if path.is_dir():
         return diffusers_family(path)
     suffix = path.suffix.lower()
-    if suffix in (".ckpt", ".pt", ".pth", ".bin"):
+    if suffix in CHECKPOINT_SUFFIXES[1:]:
         return None
     if suffix == ".safetensors":
         return family_from_header(read_header(path))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kohya_plan.facts import Facts, FolderFacts
+from kohya_plan.inputs.facts import Facts, FolderFacts
 from kohya_plan.plan import RULES, Plan
 from kohya_plan.plan.optimizer import is_adaptive
 
@@ -339,7 +339,7 @@ def _model(plan: Plan, facts: Facts) -> Iterator[Finding]:
             f"{facts.model_ref} cannot be read: {facts.model_problem}",
             "download or copy the checkpoint again",
         )
-    from kohya_plan.checkpoint import family_problem
+    from kohya_plan.inputs.checkpoint import family_problem
 
     problem = family_problem(facts.model_family_detected, plan.model.family)
     if problem is not None:
@@ -645,7 +645,7 @@ def _sd_scripts(plan: Plan, facts: Facts) -> Iterator[Finding]:
 def _hardware(plan: Plan, facts: Facts) -> Iterator[Finding]:
     if facts.hardware is None:
         return
-    from kohya_plan.hardware import advise
+    from kohya_plan.inputs.hardware import advise
 
     t = plan.training
     epochs = facts.steps.epochs if facts.steps else (t.epochs or 1)

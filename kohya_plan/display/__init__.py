@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
     from kohya_plan.checks import Finding
     from kohya_plan.errors import Problem
-    from kohya_plan.events import Event, Progress, RunState
-    from kohya_plan.launching import LrFindResult
     from kohya_plan.planning import CheckReport
+    from kohya_plan.run.launch import LrFindResult
     from kohya_plan.summary import RunSummary
+    from kohya_plan.trainlog.events import Event, Progress, RunState
 
 _out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
@@ -165,7 +165,7 @@ def _loss(value: float | None) -> str:
 
 def _notable(event: Event, state: RunState) -> str | None:
     """The log lines worth showing above the progress bar."""
-    from kohya_plan import events as ev
+    from kohya_plan.trainlog import events as ev
 
     if isinstance(event, ev.EpochStart):
         return f"epoch {event.epoch}/{event.total}"
@@ -202,7 +202,7 @@ class PlainView:
             return
         import time
 
-        from kohya_plan import events as ev
+        from kohya_plan.trainlog import events as ev
 
         if isinstance(event, ev.Phase) and event.name != self._phase:
             self._phase = event.name
@@ -250,7 +250,7 @@ class LiveView:
         self._progress.start()
 
     def event(self, event: Event, state: RunState) -> None:
-        from kohya_plan import events as ev
+        from kohya_plan.trainlog import events as ev
 
         if isinstance(event, ev.Phase) and state.last_progress is None:
             self._progress.update(self._task, description=event.name)
@@ -352,7 +352,7 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
 
 def lr_find_result(result: LrFindResult) -> None:
     """The learning-rate chart, what it means, and the new plan."""
-    from kohya_plan.lrfind import describe, text_chart
+    from kohya_plan.workflows.lrfind.search import describe, text_chart
 
     _out.print(Text("lr/d*lr/unet (the learning rate the optimizer chose)", style="bold"))
     for line in text_chart(result.points):

@@ -14,12 +14,12 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kohya_plan.buckets import BucketSelector
+from kohya_plan.steps.buckets import BucketSelector
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from kohya_plan.buckets import Reso
+    from kohya_plan.steps.buckets import Reso
 
 DEFAULT_MAX_TRAIN_STEPS = 1600
 """``--max_train_steps`` default in ``train_util.add_training_arguments``."""

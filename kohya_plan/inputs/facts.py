@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from kohya_plan.hardware import Hardware
+    from kohya_plan.inputs.hardware import Hardware
     from kohya_plan.render.dataset_toml import ResolvedSubset
 
 ModelKind = Literal["file", "diffusers", "hub", "missing"]

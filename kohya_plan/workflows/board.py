@@ -96,7 +96,7 @@ def _tensorboard_enabled(run_dir: Path) -> bool:
 
 def why_no_logs(run_dir: Path) -> tuple[str, bool]:
     """Why a run folder has no TensorBoard events yet, and whether it may still get some."""
-    from kohya_plan.launching import EXIT_NAME, LOG_NAME
+    from kohya_plan.run.launch import EXIT_NAME, LOG_NAME
 
     name = run_dir.name
     if not _tensorboard_enabled(run_dir):

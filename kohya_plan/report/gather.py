@@ -1,0 +1,666 @@
+"""Everything `report.html` shows, gathered from a run folder into a `ReportData`.
+
+Reads the plan, command, dataset, train.log, TensorBoard scalars, sample images, LoRA files and
+summary. Every part may be missing (a run that failed early, is still running, or never
+logged): the data says so, the page shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from kohya_plan.inputs.checkpoint import read_json_object
+from kohya_plan.summary import Cause, LoraFile, LossSummary, RunSummary
+from kohya_plan.trainlog import events as ev
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from kohya_plan.plan import Plan
+    from kohya_plan.trainlog.events import RunState
+
+REPORT_NAME = "report.html"
+# Sample images are embedded up to this many bytes in all; above it they are linked beside the
+# report instead (the page would get too heavy for a browser to open quickly).
+EMBED_LIMIT = 256 * 2**20
+# Polylines with more points than this are thinned (min/max per bucket keeps the shape).
+LOG_TAIL_LINES = 40
+_LOG_TAIL_BYTES = 64 * 1024
+
+_SAMPLE_REST = re.compile(
+    r"(?:e(?P<epoch>\d{6,})|(?P<step>\d{6,}))_(?P<index>\d{2,})_(?P<stamp>\d{14})"
+    r"(?:_(?P<seed>\d+))?\.png"
+)
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_GROUP_TAG = re.compile(r"lr/group\d+")
+_STEP_FACTS = (
+    (ev.TRAIN_IMAGES, "images × repeats"),
+    (ev.REG_IMAGES, "regularization images"),
+    (ev.BATCHES_PER_EPOCH, "batches per epoch"),
+    (ev.EPOCHS, "epochs"),
+    (ev.TOTAL_STEPS, "optimization steps"),
+)
+
+# --- the data --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SampleImage:
+    """One sample image: where in the grid it goes, and its bytes (or a link beside the page)."""
+
+    name: str
+    prompt_index: int
+    epoch: int | None  # epoch-end samples (0 = before training)
+    step: int | None  # step samples
+    stamp: str  # YYYYmmddHHMMSS from the file name
+    seed: int | None
+    data: bytes | None = None
+    href: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetRow:
+    """One dataset subset as the report shows it."""
+
+    folder: str
+    repeats: int | None
+    images: int | None
+    captions: int | None
+    is_reg: bool
+    found_by_trainer: int | None = None  # images sd-scripts reported for this folder
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceItem:
+    """A finding of `kohya-plan check` on the run's plan."""
+
+    id: str
+    severity: str
+    field: str
+    message: str
+    fix: str
+    ref: str
+    waived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """A LoRA file of the run."""
+
+    name: str
+    path: str
+    bytes: int
+    label: str  # "epoch 3", "step 500", "final"
+    epoch: int | None = None
+    step: int | None = None
+    exists: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the page shows, gathered from a run folder (see `gather`)."""
+
+    run_dir: str
+    output_name: str
+    outcome: str  # succeeded, failed, stopped, incomplete, not launched
+    generated_at: str
+    plan_text: str | None = None
+    plan_note: str | None = None
+    advice: tuple[AdviceItem, ...] = ()
+    advice_note: str | None = None
+    command: str | None = None
+    command_cwd: str | None = None
+    subsets: tuple[SubsetRow, ...] = ()
+    # (what, kohya-plan's count, sd-scripts' count from train.log)
+    dataset_facts: tuple[tuple[str, int | None, int | None], ...] = ()
+    dataset_note: str | None = None
+    log_present: bool = False
+    loss_points: tuple[tuple[int, float], ...] = ()
+    epoch_losses: Mapping[int, float] = field(default_factory=dict)
+    scalars: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
+    tensorboard_note: str | None = None
+    steps_per_epoch: int | None = None
+    epochs_total: int | None = None
+    prompts: tuple[str, ...] = ()
+    samples: tuple[SampleImage, ...] = ()
+    samples_note: str | None = None
+    files: tuple[FileRow, ...] = ()
+    epoch_files: Mapping[int, str] = field(default_factory=dict)
+    summary: RunSummary | None = None
+    summary_note: str | None = None
+    log_tail: tuple[str, ...] = ()
+
+
+# --- gathering (I/O) -------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _command(run_dir: Path) -> tuple[str | None, str | None]:
+    """command.sh's exec line (and its cd), else launch.json's argv."""
+    text = _read_text(run_dir / "command.sh")
+    cwd = None
+    if text is not None:
+        for line in text.splitlines():
+            if line.startswith("cd "):
+                cwd = line[3:].strip()
+            elif line.startswith("exec "):
+                return line[5:].strip(), cwd
+    launch = read_json_object(run_dir / "launch.json")
+    if launch is not None and isinstance(launch.get("argv"), list):
+        argv = [str(a) for a in launch["argv"]]
+        return shlex.join(argv), str(launch.get("cwd") or "") or None
+    return None, None
+
+
+def read_prompts(text: str) -> tuple[str, ...]:
+    """The sample prompts as sd-scripts numbers them (blank and '#' lines skipped)."""
+    return tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def _png_size(data: bytes) -> tuple[int | None, int | None]:
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    return None, None
+
+
+def parse_sample_name(name: str, output_name: str) -> SampleImage | None:
+    """`<name>_e000001_00_<YYYYmmddHHMMSS>[_<seed>].png` (or a step number instead of e…)."""
+    prefix = f"{output_name}_" if output_name else ""
+    if not name.startswith(prefix):
+        return None
+    match = _SAMPLE_REST.fullmatch(name[len(prefix) :])
+    if match is None:
+        return None
+    epoch, step, seed = match.group("epoch"), match.group("step"), match.group("seed")
+    return SampleImage(
+        name=name,
+        prompt_index=int(match.group("index")),
+        epoch=int(epoch) if epoch is not None else None,
+        step=int(step) if step is not None else None,
+        stamp=match.group("stamp"),
+        seed=int(seed) if seed is not None else None,
+    )
+
+
+def _href(target: Path, base: Path) -> str:
+    try:
+        rel = os.path.relpath(target, base)
+    except ValueError:  # another drive (Windows)
+        return target.absolute().as_uri()
+    return quote(Path(rel).as_posix())
+
+
+def find_samples(
+    sample_dir: Path,
+    output_name: str,
+    since: float | None,
+    report_dir: Path,
+    embed_limit: int = EMBED_LIMIT,
+) -> tuple[list[SampleImage], str | None]:
+    """The run's sample images (newest per grid cell), embedded or linked; and a note."""
+    if not sample_dir.is_dir():
+        return [], None
+    found: dict[tuple[int, int | None, int | None], tuple[SampleImage, Path, int]] = {}
+    older = 0
+    for path in sample_dir.iterdir():
+        item = parse_sample_name(path.name, output_name)
+        if item is None:
+            continue
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if since is not None and stat.st_mtime < since - 1:
+            older += 1
+            continue
+        key = (item.prompt_index, item.epoch, item.step)
+        if key in found:
+            older += 1
+            if found[key][0].stamp >= item.stamp:
+                continue
+        found[key] = (item, path, stat.st_size)
+    total = sum(size for _, _, size in found.values())
+    embed = total <= embed_limit
+    samples = []
+    for item, path, _ in found.values():
+        if embed:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            width, height = _png_size(data)
+            samples.append(_with(item, data=data, width=width, height=height))
+        else:
+            width = height = None
+            with contextlib.suppress(OSError), path.open("rb") as handle:
+                width, height = _png_size(handle.read(24))
+            samples.append(_with(item, href=_href(path, report_dir), width=width, height=height))
+    notes = []
+    if older:
+        notes.append(
+            f"{older} older sample image(s) in {sample_dir} (from earlier runs into the same "
+            "folder, or replaced) are not shown"
+        )
+    if not embed:
+        notes.append(
+            f"the images ({total / 2**20:.0f} MiB) are linked, not embedded: keep the report "
+            "beside the output folder to see them"
+        )
+    return samples, "; ".join(notes) or None
+
+
+def _with(item: SampleImage, **changes: Any) -> SampleImage:
+    values = {name: getattr(item, name) for name in SampleImage.__slots__}
+    values.update(changes)
+    return SampleImage(**values)
+
+
+def summary_from_json(data: Mapping[str, Any]) -> RunSummary:
+    """summary.json back into a RunSummary (KeyError/TypeError/ValueError if it is not one)."""
+    loss = data["loss"]
+    cause = data.get("cause")
+
+    def opt_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    def opt_float(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    return RunSummary(
+        outcome=str(data["outcome"]),
+        exit_status=opt_int(data.get("exit_status")),
+        trainer_exit_status=opt_int(data.get("trainer_exit_status")),
+        steps_done=int(data.get("steps_done") or 0),
+        steps_total=opt_int(data.get("steps_total")),
+        epochs_done=opt_int(data.get("epochs_done")),
+        epochs_total=opt_int(data.get("epochs_total")),
+        wall_s=opt_float(data.get("wall_s")),
+        seconds_per_step=opt_float(data.get("seconds_per_step")),
+        loss=LossSummary(
+            first=opt_float(loss.get("first")),
+            last=opt_float(loss.get("last")),
+            lowest=opt_float(loss.get("lowest")),
+            lowest_step=opt_int(loss.get("lowest_step")),
+            per_epoch_log={int(k): float(v) for k, v in loss["per_epoch_log"].items()},
+            per_epoch_tensorboard={
+                int(k): float(v) for k, v in loss["per_epoch_tensorboard"].items()
+            },
+            trend=str(loss.get("trend") or "unknown"),
+            change=opt_float(loss.get("change")),
+        ),
+        files=tuple(
+            LoraFile(
+                path=str(f["path"]),
+                bytes=int(f["bytes"]),
+                epoch=opt_int(f.get("epoch")),
+                step=opt_int(f.get("step")),
+                final=bool(f.get("final")),
+            )
+            for f in data.get("files") or []
+        ),
+        final_copy=data.get("final_copy"),
+        stop_reason=data.get("stop_reason"),
+        escalation=data.get("escalation"),
+        cause=None
+        if not cause
+        else Cause(
+            kind=str(cause["kind"]),
+            message=str(cause["message"]),
+            lines=tuple(str(x) for x in cause.get("lines") or ()),
+            advice=str(cause.get("advice") or ""),
+        ),
+        warnings=tuple(str(w) for w in data.get("warnings") or ()),
+    )
+
+
+def _file_rows(summary: RunSummary | None, manifest: Mapping[str, Any] | None) -> list[FileRow]:
+    rows: list[FileRow] = []
+    epochs = manifest.get("epochs") if manifest else None
+    by_path = {str(p): int(e) for e, p in epochs.items()} if isinstance(epochs, dict) else {}
+    copy = summary.final_copy if summary is not None else None
+    if copy is None and manifest is not None and isinstance(manifest.get("final_copy"), str):
+        copy = manifest["final_copy"]
+    for item in summary.files if summary is not None else ():
+        path = Path(item.path)
+        exists = path.is_file()
+        size = path.stat().st_size if exists else item.bytes
+        if item.final:
+            epoch = by_path.get(item.path) or (by_path.get(copy) if copy else None)
+            label = "final" + (f" (epoch {epoch})" if epoch else "")
+            rows.append(FileRow(path.name, item.path, size, label, epoch=epoch, exists=exists))
+        elif item.epoch is not None:
+            rows.append(
+                FileRow(
+                    path.name,
+                    item.path,
+                    size,
+                    f"epoch {item.epoch}",
+                    epoch=item.epoch,
+                    exists=exists,
+                )
+            )
+        elif item.step is not None:
+            rows.append(
+                FileRow(
+                    path.name, item.path, size, f"step {item.step}", step=item.step, exists=exists
+                )
+            )
+    if copy:
+        path = Path(copy)
+        exists = path.is_file()
+        epoch = by_path.get(copy)
+        rows.append(
+            FileRow(
+                path.name,
+                copy,
+                path.stat().st_size if exists else 0,
+                f"epoch {epoch}" if epoch else "final copy",
+                epoch=epoch,
+                exists=exists,
+                note="the final file under its epoch's name (T29)",
+            )
+        )
+    rows.sort(key=lambda r: (r.epoch is None, r.epoch or 0, r.step or 0, r.label))
+    return rows
+
+
+def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
+    """The last lines of train.log as a terminal would show them (last frame of each line)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - _LOG_TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return ()
+    text = data.decode("utf-8", errors="replace")
+    out = []
+    for line in text.split("\n")[1 if size > _LOG_TAIL_BYTES else 0 :]:
+        frames = [f for f in _ANSI.sub("", line).split("\r") if f.strip()]
+        if frames:
+            out.append(frames[-1].rstrip())
+    return tuple(out[-lines:])
+
+
+def _dataset(
+    run_dir: Path, plan: Plan | None, state: RunState | None
+) -> tuple[
+    list[SubsetRow],
+    list[tuple[str, int | None, int | None]],
+    list[AdviceItem],
+    str | None,
+    str | None,
+]:
+    """Subsets (from `check`'s scan, else dataset.toml), step facts, advice, and notes."""
+    rows: list[SubsetRow] = []
+    facts: list[tuple[str, int | None, int | None]] = []
+    planned: dict[str, int] = {}
+    advice: list[AdviceItem] = []
+    dataset_note = advice_note = None
+    found = {f.path: f.images for f in state.image_folders} if state is not None else {}
+
+    def trainer_count(folder: str) -> int | None:
+        if folder in found:
+            return found[folder]
+        name = Path(folder).name
+        matches = [n for p, n in found.items() if Path(p).name == name]
+        return matches[0] if len(matches) == 1 else None
+
+    report = None
+    if plan is not None:
+        from kohya_plan.planning import check_plan
+
+        try:
+            report = check_plan(run_dir / "plan.toml")
+        except Exception as exc:  # the data moved, the plan no longer validates, ...
+            advice_note = f"the plan could not be checked again: {exc}".strip()
+    if report is not None:
+        for finding in report.findings:
+            advice.append(
+                AdviceItem(
+                    finding.id,
+                    finding.severity,
+                    finding.field,
+                    finding.message,
+                    finding.fix,
+                    finding.ref,
+                    finding.waived,
+                )
+            )
+        for folder in report.facts.folders:
+            path = str(folder.subset.image_dir)
+            rows.append(
+                SubsetRow(
+                    folder=path,
+                    repeats=folder.subset.repeats,
+                    images=folder.images if folder.exists else None,
+                    captions=folder.captions if folder.exists else None,
+                    is_reg=folder.subset.is_reg,
+                    found_by_trainer=trainer_count(path),
+                )
+            )
+        steps = report.facts.steps
+        if steps is not None:
+            planned = {
+                ev.TRAIN_IMAGES: steps.train_samples,
+                ev.REG_IMAGES: steps.reg_samples,
+                ev.BATCHES_PER_EPOCH: steps.batches_per_epoch,
+                ev.EPOCHS: steps.epochs,
+                ev.TOTAL_STEPS: steps.total_optimization_steps,
+            }
+        dataset_note = "images and captions counted now (kohya-plan check's scan of the folders)"
+    else:
+        text = _read_text(run_dir / "dataset.toml")
+        try:
+            config = tomllib.loads(text) if text is not None else {}
+        except tomllib.TOMLDecodeError:
+            config = {}
+        for dataset in config.get("datasets", []):
+            for subset in dataset.get("subsets", []):
+                path = str(subset.get("image_dir", "?"))
+                rows.append(
+                    SubsetRow(
+                        folder=path,
+                        repeats=subset.get("num_repeats"),
+                        images=None,
+                        captions=None,
+                        is_reg=bool(subset.get("is_reg", False)),
+                        found_by_trainer=trainer_count(path),
+                    )
+                )
+        dataset_note = (
+            "from dataset.toml; the folders could not be scanned"
+            if rows
+            else "no dataset.toml in the run folder"
+        )
+    logged = state.startup if state is not None else {}
+    for key, label in _STEP_FACTS:
+        if key in planned or key in logged:
+            facts.append((label, planned.get(key), logged.get(key)))
+    return rows, facts, advice, dataset_note, advice_note
+
+
+def _outcome(
+    summary: RunSummary | None, exit_info: Mapping[str, Any] | None, state: RunState | None
+) -> str:
+    if state is None:
+        return "not launched"
+    if summary is not None and (exit_info is None or exit_info.get("finished", True)):
+        return summary.outcome
+    if state.cause is not None:
+        return "failed"
+    return "incomplete"
+
+
+def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
+    """Read everything the report shows from a run folder (missing parts are noted, not fatal)."""
+    from kohya_plan.loading import load_plan
+    from kohya_plan.run.launch import replay_log
+    from kohya_plan.summary import lora_files, read_scalars, summarize
+
+    run_dir = run_dir.expanduser().absolute()
+    plan: Plan | None = None
+    plan_note = None
+    try:
+        plan = load_plan(run_dir / "plan.toml")
+    except Exception as exc:
+        plan_note = f"plan.toml could not be loaded: {exc}"
+    plan_text = _read_text(run_dir / "plan.toml")
+    if plan_text is None:
+        plan_note = "the run folder has no plan.toml"
+    output_name = plan.output.name if plan is not None else run_dir.name
+    command, cwd = _command(run_dir)
+
+    log = run_dir / "train.log"
+    state: RunState | None = None
+    if log.is_file():
+        try:
+            state = replay_log(log)
+        except OSError:
+            state = None
+    exit_info = read_json_object(run_dir / "exit.json")
+    started = exit_info.get("started_at") if exit_info else None
+    since = float(started) if isinstance(started, (int, float)) else None
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    tb_note = None
+    logs = run_dir / "logs"
+    try:
+        scalars = read_scalars(logs)
+    except Exception as exc:  # a torn or foreign event file
+        tb_note = f"the TensorBoard logs could not be read: {exc}"
+    if not scalars and tb_note is None:
+        tb_note = (
+            "no TensorBoard logs (training.tensorboard is off, or the run stopped before "
+            "training began)"
+            if not logs.is_dir() or not any(logs.rglob("events.out.tfevents.*"))
+            else "the TensorBoard logs hold no scalars yet"
+        )
+
+    summary = None
+    summary_note = None
+    data = read_json_object(run_dir / "summary.json")
+    if data is not None:
+        try:
+            summary = summary_from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            summary_note = "summary.json could not be read; rebuilt from train.log"
+    if summary is None and state is not None and plan is not None:
+        finished = bool(exit_info and exit_info.get("finished"))
+        status = exit_info.get("exit_status") if exit_info else None
+        wall = exit_info.get("wall_s") if exit_info else None
+        reason = exit_info.get("stop_reason") if exit_info else None
+        summary = summarize(
+            state,
+            exit_status=status if isinstance(status, int) else None,
+            wall_s=float(wall) if isinstance(wall, (int, float)) else None,
+            stop_reason=reason if isinstance(reason, str) else None,
+            escalation=None,
+            files=lora_files(plan.output.dir, plan.output.name, plan.output.save_model_as, since),
+            tensorboard=scalars,
+        )
+        if summary_note is None:
+            summary_note = (
+                "no summary.json: rebuilt from train.log"
+                if finished
+                else "the run has not finished (or kohya-plan was stopped before writing "
+                "summary.json): figures so far, from train.log"
+            )
+    manifest = read_json_object(run_dir / "manifest.json")
+    epoch_files: dict[int, str] = {}
+    if manifest is not None and isinstance(manifest.get("epochs"), dict):
+        for key, value in manifest["epochs"].items():
+            with contextlib.suppress(ValueError):
+                epoch_files[int(key)] = Path(str(value)).name
+    elif summary is not None:
+        epoch_files = {f.epoch: Path(f.path).name for f in summary.files if f.epoch is not None}
+
+    prompts: tuple[str, ...] = ()
+    prompts_text = _read_text(run_dir / "prompts.txt")
+    if prompts_text is not None:
+        prompts = read_prompts(prompts_text)
+    elif plan is not None:
+        prompts = tuple(plan.sampling.prompts)
+    samples: list[SampleImage] = []
+    samples_note = None
+    if plan is not None:
+        sample_dir = plan.output.dir / "sample"
+        samples, samples_note = find_samples(
+            sample_dir, plan.output.name, since, run_dir, embed_limit
+        )
+        if not samples and samples_note is None:
+            if not plan.sampling.enabled:
+                samples_note = (
+                    "sampling was off for this run: set [sampling] prompts and every_n_epochs "
+                    "to see the epochs' images here (T24)"
+                )
+            else:
+                samples_note = f"no sample images in {sample_dir} yet"
+
+    subsets, dataset_facts, advice, dataset_note, advice_note = _dataset(run_dir, plan, state)
+    steps_per_epoch = None
+    epochs_total = summary.epochs_total if summary is not None else None
+    if epochs_total is None and plan is not None:
+        epochs_total = plan.training.epochs
+    total = summary.steps_total if summary is not None else None
+    if total and epochs_total and total % epochs_total == 0:
+        steps_per_epoch = total // epochs_total
+
+    return ReportData(
+        run_dir=str(run_dir),
+        output_name=output_name,
+        outcome=_outcome(summary, exit_info, state),
+        generated_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+        plan_text=plan_text,
+        plan_note=plan_note,
+        advice=tuple(advice),
+        advice_note=advice_note,
+        command=command,
+        command_cwd=cwd,
+        subsets=tuple(subsets),
+        dataset_facts=tuple(dataset_facts),
+        dataset_note=dataset_note,
+        log_present=state is not None,
+        loss_points=tuple(state.loss_points) if state is not None else (),
+        epoch_losses=dict(sorted(state.epoch_losses.items())) if state is not None else {},
+        scalars=scalars,
+        tensorboard_note=tb_note,
+        steps_per_epoch=steps_per_epoch,
+        epochs_total=epochs_total,
+        prompts=prompts,
+        samples=tuple(samples),
+        samples_note=samples_note,
+        files=tuple(_file_rows(summary, manifest)),
+        epoch_files=epoch_files,
+        summary=summary,
+        summary_note=summary_note,
+        log_tail=_log_tail(log) if state is not None else (),
+    )

@@ -1,0 +1,1 @@
+"""sd-scripts' own maths: aspect-ratio buckets and step counts (pure)."""

@@ -1,0 +1,1 @@
+"""Workflows built on check, make and launch: lr-find, TensorBoard, importers, sweeps."""
