@@ -21,7 +21,7 @@ from kohya_plan.loading import read_toml, validate_plan  # noqa: E402
 from kohya_plan.planning import check_data  # noqa: E402
 from kohya_plan.render.toml_text import toml_table  # noqa: E402
 from kohya_plan.summary import read_scalars  # noqa: E402
-from kohya_plan.workflows.lrfind import pngchart
+from kohya_plan.workflows.lrfind import pngchart  # noqa: E402
 from kohya_plan.workflows.lrfind import search as lrfind  # noqa: E402
 
 TAGS = ["loss/current", "loss/average", "lr/textencoder", "lr/unet", "lr/group1",

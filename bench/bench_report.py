@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 import kohya_plan.report as report  # noqa: E402
 from kohya_plan.loading import load_plan  # noqa: E402
 from kohya_plan.planning import check_plan, make_run  # noqa: E402
-from kohya_plan.run.launch import finish_summary, replay_log  # noqa: E402
+from kohya_plan.run.launch import finish_summary  # noqa: E402
 from kohya_plan.summary import read_scalars  # noqa: E402
+from kohya_plan.trainlog.replay import replay_file  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -177,7 +178,7 @@ def build(root: Path, steps: int, epochs: int, prompts: int, size: int) -> Path:
     finish_summary(
         run_dir,
         load_plan(run_dir / "plan.toml"),
-        replay_log(run_dir / "train.log"),
+        replay_file(run_dir / "train.log"),
         exit_status=0,
         wall_s=3600.0,
         stop_reason=None,
@@ -223,7 +224,7 @@ def main() -> None:
             f"report {path.stat().st_size / 2**20:.1f} MiB"
         )
         t_tb, scalars = timed(read_scalars, run_dir / "logs")
-        t_log, _ = timed(replay_log, run_dir / "train.log")
+        t_log, _ = timed(replay_file, run_dir / "train.log")
         t_gather, data = timed(report.gather, run_dir)
         t_render, text = timed(report.render_report, data)
         t_write, _ = timed((Path(tmp) / "x.html").write_text, text, encoding="utf-8")

@@ -1,7 +1,9 @@
 """sd-scripts' own option table (a snapshot of its argparse parser at the pinned commit).
 
 The snapshot is made by scripts/snapshot_sd_scripts_options.py from vendor/sd-scripts and
-committed, so validation works where sd-scripts is not installed.
+committed, so validation works where sd-scripts is not installed. `OPTION_FOR` maps each plan
+key to the sd-scripts option it becomes: the renderer writes by it, the plan's `launch.extra`
+check refuses what it already covers.
 """
 
 from __future__ import annotations
@@ -108,3 +110,68 @@ def coerce(option: Option, value: Any) -> Any:
         if isinstance(value, int):
             return float(value)
     return value
+
+
+# Plan key → sd-scripts option: the table behind the README's "tutorial setting" table and
+# the conformance tests. Options kohya-plan derives itself (paths of the run) are listed too.
+OPTION_FOR: dict[str, str] = {
+    "model.base": "pretrained_model_name_or_path",
+    "model.clip_skip": "clip_skip",
+    "model.tokenizer_cache_dir": "tokenizer_cache_dir",
+    "model.vae": "vae",
+    "model.v_parameterization": "v_parameterization",
+    "network.dim": "network_dim",
+    "network.alpha": "network_alpha",
+    "network.module": "network_module",
+    "network.dropout": "network_dropout",
+    "network.args": "network_args",
+    "network.train_unet_only": "network_train_unet_only",
+    "network.train_text_encoder_only": "network_train_text_encoder_only",
+    "network.weights": "network_weights",
+    "optimizer.type": "optimizer_type",
+    "optimizer.learning_rate": "learning_rate",
+    "optimizer.unet_lr": "unet_lr",
+    "optimizer.text_encoder_lr": "text_encoder_lr",
+    "optimizer.scheduler": "lr_scheduler",
+    "optimizer.scheduler_num_cycles": "lr_scheduler_num_cycles",
+    "optimizer.scheduler_power": "lr_scheduler_power",
+    "optimizer.min_lr_ratio": "lr_scheduler_min_lr_ratio",
+    "optimizer.warmup_steps": "lr_warmup_steps",
+    "optimizer.max_grad_norm": "max_grad_norm",
+    "optimizer.args": "optimizer_args",
+    "optimizer.scheduler_args": "lr_scheduler_args",
+    "training.epochs": "max_train_epochs",
+    "training.max_train_steps": "max_train_steps",
+    "training.batch_size": "train_batch_size",
+    "training.gradient_accumulation_steps": "gradient_accumulation_steps",
+    "training.mixed_precision": "mixed_precision",
+    "training.save_every_n_epochs": "save_every_n_epochs",
+    "training.save_every_n_steps": "save_every_n_steps",
+    "training.save_last_n_epochs": "save_last_n_epochs",
+    "training.save_state": "save_state",
+    "training.seed": "seed",
+    "training.cache_latents": "cache_latents",
+    "training.cache_latents_to_disk": "cache_latents_to_disk",
+    "training.gradient_checkpointing": "gradient_checkpointing",
+    "training.attention": "sdpa",
+    "training.max_data_loader_n_workers": "max_data_loader_n_workers",
+    "training.persistent_data_loader_workers": "persistent_data_loader_workers",
+    "training.tensorboard": "logging_dir",
+    "sampling.every_n_epochs": "sample_every_n_epochs",
+    "sampling.every_n_steps": "sample_every_n_steps",
+    "sampling.at_first": "sample_at_first",
+    "sampling.sampler": "sample_sampler",
+    "sampling.prompts": "sample_prompts",
+    "output.dir": "output_dir",
+    "output.name": "output_name",
+    "output.save_precision": "save_precision",
+    "output.save_model_as": "save_model_as",
+    "output.comment": "training_comment",
+    "dataset.resolution": "resolution",
+}
+
+
+def owned_options() -> frozenset[str]:
+    """sd-scripts options the plan sets through its own keys (launch.extra must not repeat them)."""
+    derived = {"dataset_config", "config_file", "xformers", "mem_eff_attn", "sdpa"}
+    return frozenset(OPTION_FOR.values()) | derived | {"train_data_dir", "reg_data_dir"}

@@ -64,7 +64,7 @@ def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def go_online(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let kohya_plan.inputs.hub believe it may use the network (all network functions are fakes)."""
+    """Let kohya_plan.inputs.hub believe it may use the network (every network call is a fake)."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 

@@ -14,10 +14,9 @@ import toml
 import tomllib
 from helpers import base_plan, make_images, write_plan
 
-from kohya_plan.options import options_for, value_problem
+from kohya_plan.options import OPTION_FOR, options_for, value_problem
 from kohya_plan.planning import check_plan, render_run
 from kohya_plan.render.command import posix_display, powershell_display, powershell_quote
-from kohya_plan.render.config_toml import OPTION_FOR
 from kohya_plan.render.toml_text import toml_string, toml_value
 
 TRICKY = [

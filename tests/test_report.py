@@ -23,7 +23,8 @@ from kohya_plan.planning import check_plan, make_run
 from kohya_plan.report import ReportData, gather, render_report, write_report
 from kohya_plan.report.charts import Series, line_chart, nice_ticks, thin, tick_label
 from kohya_plan.report.gather import parse_sample_name, read_prompts
-from kohya_plan.run.launch import finish_summary, replay_log
+from kohya_plan.run.launch import finish_summary
+from kohya_plan.trainlog.replay import replay_file
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 PROMPTS = [
@@ -141,7 +142,7 @@ def finish(
         finish_summary(
             run_dir,
             plan,
-            replay_log(run_dir / "train.log"),
+            replay_file(run_dir / "train.log"),
             exit_status=exit_status,
             wall_s=61.5,
             stop_reason=None,

@@ -47,8 +47,7 @@ class LaunchSection(Section):
         # Checked against sd-scripts' own parser: its config file accepts any key silently.
         import difflib
 
-        from kohya_plan.options import options_for, value_problem
-        from kohya_plan.render.config_toml import OPTION_FOR, owned_options
+        from kohya_plan.options import OPTION_FOR, options_for, owned_options, value_problem
 
         options = options_for("train_network.py")
         owned = owned_options()

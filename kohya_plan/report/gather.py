@@ -523,8 +523,8 @@ def _outcome(
 def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
     """Read everything the report shows from a run folder (missing parts are noted, not fatal)."""
     from kohya_plan.loading import load_plan
-    from kohya_plan.run.launch import replay_log
     from kohya_plan.summary import lora_files, read_scalars, summarize
+    from kohya_plan.trainlog.replay import replay_file
 
     run_dir = run_dir.expanduser().absolute()
     plan: Plan | None = None
@@ -543,7 +543,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
     state: RunState | None = None
     if log.is_file():
         try:
-            state = replay_log(log)
+            state = replay_file(log)
         except OSError:
             state = None
     exit_info = read_json_object(run_dir / "exit.json")

@@ -24,6 +24,7 @@ from kohya_plan.summary import (
 )
 from kohya_plan.trainlog.events import Event, Failure, RunState
 from kohya_plan.trainlog.records import LogParser
+from kohya_plan.trainlog.replay import replay_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -291,19 +292,6 @@ def _write_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
-def replay_log(path: Path) -> RunState:
-    """Parse a whole train.log again (for `summary RUN_DIR`), in bounded chunks."""
-    parser = LogParser()
-    state = RunState()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            for event in parser.feed(chunk):
-                state.apply(event)
-    for event in parser.finish():
-        state.apply(event)
-    return state
-
-
 def run(
     prepared: PreparedRun,
     options: LaunchOptions,
@@ -433,7 +421,7 @@ def summary_from_disk(run_dir: Path) -> RunSummary:
     return finish_summary(
         run_dir,
         plan,
-        replay_log(log),
+        replay_file(log),
         exit_status=status if isinstance(status, int) else None,
         wall_s=float(wall) if isinstance(wall, (int, float)) else None,
         stop_reason=reason if isinstance(reason, str) else None,
