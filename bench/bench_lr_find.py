@@ -20,7 +20,7 @@ from helpers import base_plan, make_images, write_plan  # noqa: E402
 from kohya_plan.loading import read_toml, validate_plan  # noqa: E402
 from kohya_plan.planning import check_data  # noqa: E402
 from kohya_plan.render.toml_text import toml_table  # noqa: E402
-from kohya_plan.summary import read_scalars  # noqa: E402
+from kohya_plan.trainlog.tensorboard import read_scalars  # noqa: E402
 from kohya_plan.workflows.lrfind import pngchart  # noqa: E402
 from kohya_plan.workflows.lrfind import search as lrfind  # noqa: E402
 

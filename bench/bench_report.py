@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 import kohya_plan.report as report  # noqa: E402
 from kohya_plan.loading import load_plan  # noqa: E402
 from kohya_plan.planning import check_plan, make_run  # noqa: E402
-from kohya_plan.run.launch import finish_summary  # noqa: E402
-from kohya_plan.summary import read_scalars  # noqa: E402
 from kohya_plan.trainlog.replay import replay_file  # noqa: E402
+from kohya_plan.trainlog.tensorboard import read_scalars  # noqa: E402
+from kohya_plan.workflows.results import finish_summary  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -159,7 +159,7 @@ def build(root: Path, steps: int, epochs: int, prompts: int, size: int) -> Path:
         ),
         encoding="utf-8",
     )
-    run_dir, _ = make_run(check_plan(plan_path))
+    run_dir = make_run(check_plan(plan_path)).run_dir
     out = root / "out"
     (out / "sample").mkdir(parents=True)
     for epoch in range(1, epochs + 1):

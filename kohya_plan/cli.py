@@ -23,7 +23,7 @@ class _Group(click.Group):
         except PlanError as exc:
             from kohya_plan import display
 
-            display.problems(exc.problems)
+            display.problems(exc.findings)
             ctx.exit(exc.exit_code)
         except KohyaPlanError as exc:
             from kohya_plan import display
@@ -88,10 +88,12 @@ def templates_command() -> None:
 def rules_command() -> None:
     """List every rule id (for rules.allow), its source and severity."""
     from kohya_plan import display
-    from kohya_plan.plan import RULES
+    from kohya_plan.rules import RULES
 
+    display.plain(f"{'id':24} {'severity':8} {'source':11} {'waivable':9} what it checks")
     for rule in RULES.values():
-        display.plain(f"{rule.id:24} {rule.severity:7} {rule.ref:11} {rule.title}")
+        waivable = "yes" if rule.waivable else "no"
+        display.plain(f"{rule.id:24} {rule.severity:8} {rule.ref:11} {waivable:9} {rule.title}")
 
 
 @cli.command()
@@ -110,7 +112,8 @@ def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool, no_hardwar
       kohya-plan check plan.toml --set network.dim=32 --json
     """
     from kohya_plan import display
-    from kohya_plan.planning import check_plan, failed_report_json
+    from kohya_plan.checks.report import failed_report_json
+    from kohya_plan.planning import check_plan
 
     try:
         report = check_plan(plan_path, overrides, hardware=not no_hardware)
@@ -153,22 +156,31 @@ def make(
       kohya-plan make plan.toml
     """
     from kohya_plan import display
-    from kohya_plan.planning import check_plan, dry_run_json, make_run, render_run, shell_command
+    from kohya_plan.planning import (
+        SD_SCRIPTS_FILES,
+        check_plan,
+        dry_run_json,
+        make_run,
+        planned_run_dir,
+        render_run,
+        shell_command,
+    )
 
     report = check_plan(plan_path, overrides)
     report.raise_if_blocked()
     if dry_run:
-        rendered = render_run(report, report.next_run_dir())
+        rendered = render_run(report, planned_run_dir(report))
         if as_json:
             display.raw(json.dumps(dry_run_json(rendered), indent=2, ensure_ascii=False) + "\n")
             return
-        for name in ("dataset.toml", "config.toml", "prompts.txt"):
+        for name in SD_SCRIPTS_FILES:
             display.plain(f"--- {name} ---")
             display.raw(rendered.files[name])
         display.plain(f"--- command ({shell}) ---")
         display.plain(shell_command(rendered.launch, shell))
         return
-    run_dir, rendered = make_run(report)
+    rendered = make_run(report)
+    run_dir = rendered.run_dir
     if as_json:
         payload = {"run_dir": str(run_dir), **dry_run_json(rendered)}
         display.raw(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
@@ -224,7 +236,7 @@ def launch(
       kohya-plan launch plan.toml --resume
     """
     from kohya_plan import display
-    from kohya_plan.run.launch import LaunchOptions, exit_code, is_interactive, prepare, run
+    from kohya_plan.workflows.launch import LaunchOptions, exit_code, is_interactive, prepare, run
 
     options = LaunchOptions(
         overwrite=overwrite,
@@ -264,7 +276,7 @@ def summary(run_dir: Path, as_json: bool) -> None:
       kohya-plan summary runs/xunxian-20261126-120000 --json
     """
     from kohya_plan import display
-    from kohya_plan.run.launch import summary_from_disk
+    from kohya_plan.workflows.results import summary_from_disk
 
     result = summary_from_disk(run_dir)
     if as_json:
@@ -326,8 +338,8 @@ def lr_find(
       kohya-plan lr-find plan.toml --optimizer lion --te-ratio 0.2
     """
     from kohya_plan import display
-    from kohya_plan.run.launch import LaunchOptions, is_interactive
-    from kohya_plan.run.launch import lr_find as find
+    from kohya_plan.workflows.launch import LaunchOptions, is_interactive
+    from kohya_plan.workflows.lrfind.run import lr_find as find
 
     mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
     result = find(
@@ -356,13 +368,10 @@ def report(run_dir: Path) -> None:
       kohya-plan report runs/xunxian-20261126-120000
     """
     from kohya_plan import display
-    from kohya_plan.errors import UsageError
     from kohya_plan.report import write_report
+    from kohya_plan.rundir import RunDir
 
-    if not (run_dir / "launch.json").is_file():
-        msg = f"{run_dir} is not a run folder (no launch.json) — give a folder made by `make`"
-        raise UsageError(msg)
-    display.plain(f"Wrote {write_report(run_dir)}")
+    display.plain(f"Wrote {write_report(RunDir(run_dir).require_made().path)}")
 
 
 @cli.command(name="board")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from kohya_plan.errors import PlanError, Problem
+from kohya_plan import rules
+from kohya_plan.errors import PlanError
 from kohya_plan.plan import (
     DatasetSection,
     LaunchSection,
@@ -28,10 +30,14 @@ from kohya_plan.plan.common import BASE_DIR_KEY
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from kohya_plan.findings import Finding
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+_invalid = rules.INVALID.finding
 
 # Which model validates which dotted location (list indices dropped).
 _MODELS: dict[str, type[BaseModel]] = {
@@ -62,18 +68,19 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise PlanError([Problem(str(path), "file not found", "check the path")]) from None
+        raise PlanError([_invalid(str(path), "file not found", "check the path")]) from None
     except IsADirectoryError:
-        raise PlanError([Problem(str(path), "is a folder", "give the plan's .toml file")]) from None
+        problem = _invalid(str(path), "is a folder", "give the plan's .toml file")
+        raise PlanError([problem]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problem = Problem(str(path), f"is not UTF-8 (byte {exc.start})", "save the file as UTF-8")
+        problem = _invalid(str(path), f"is not UTF-8 (byte {exc.start})", "save the file as UTF-8")
         raise PlanError([problem]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problem = Problem(str(path), f"invalid TOML: {exc}", "fix the syntax at that line")
+        problem = _invalid(str(path), f"invalid TOML: {exc}", "fix the syntax at that line")
         raise PlanError([problem]) from None
 
 
@@ -87,7 +94,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, value = text.partition("=")
     keys = [k.strip() for k in key.split(".")]
     if not sep or len(keys) < 2 or not all(keys):
-        problem = Problem(
+        problem = _invalid(
             "--set", f"{text!r} is not section.key=value", "e.g. --set training.epochs=5"
         )
         raise PlanError([problem])
@@ -108,7 +115,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
                 where = ".".join(keys[: depth + 1])
-                problem = Problem("--set", f"{where} is not a table", f"cannot set {text!r}")
+                problem = _invalid("--set", f"{where} is not a table", f"cannot set {text!r}")
                 raise PlanError([problem])
             node = child
         node[keys[-1]] = value
@@ -133,13 +140,13 @@ def load_plan(path: Path, overrides: Iterable[str] = ()) -> Plan:
     return validate_plan(data, path.resolve().parent)
 
 
-def problems_from_validation(exc: ValidationError) -> list[Problem]:
-    """One Problem per location, with the dotted TOML path, what is wrong, and the fix."""
+def problems_from_validation(exc: ValidationError) -> list[Finding]:
+    """One finding per location, with the dotted TOML path, what is wrong, and the fix."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for error in exc.errors(include_url=False):
         field = _dotted(error["loc"])
         grouped.setdefault(field, []).append(dict(error))
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     for field, errors in grouped.items():
         problem = _problem(field, errors)
         # A validator that found several things joins them with "; " (pydantic keeps one error).
@@ -149,7 +156,7 @@ def problems_from_validation(exc: ValidationError) -> list[Problem]:
         if errors[0]["type"] == "value_error" and len(parts) > 1:
             for part in parts:
                 message, _, fix = part.partition(" — ")
-                problems.append(Problem(field, message, fix, problem.id))
+                problems.append(replace(problem, message=message, fix=fix))
         else:
             problems.append(problem)
     return problems
@@ -186,7 +193,7 @@ def _model_for(field: str) -> type[BaseModel] | None:
     return _MODELS.get(parent)
 
 
-def _problem(field: str, errors: list[dict[str, Any]]) -> Problem:
+def _problem(field: str, errors: list[dict[str, Any]]) -> Finding:
     error = errors[0]
     kind = error["type"]
     value = error.get("input")
@@ -202,18 +209,18 @@ def _problem(field: str, errors: list[dict[str, Any]]) -> Problem:
             else "remove it; valid keys: " + ", ".join(choices)
         )
         where = "section" if "." not in field else "key"
-        return Problem(field, f"unknown {where}", fix, id="unknown-key")
+        return rules.UNKNOWN_KEY.finding(field, f"unknown {where}", fix)
     if kind == "missing":
         example = _EXAMPLES.get(plain, f"{name} = ...")
-        return Problem(field, "is required", f"add {example}", id="missing")
+        return rules.MISSING.finding(field, "is required", f"add {example}")
     if kind in {"value_error", "assertion_error"}:
         text = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         message, _, fix = text.partition(" — ")
-        return Problem(field, message, fix)
+        return _invalid(field, message, fix)
     if kind == "finite_number":
-        return Problem(field, f"{value!r} is not a finite number", "use an ordinary number")
+        return _invalid(field, f"{value!r} is not a finite number", "use an ordinary number")
     expected = " or ".join(dict.fromkeys(_expected(e) for e in errors))
-    return Problem(field, f"expected {expected}, got {value!r}", _type_fix(name, errors))
+    return _invalid(field, f"expected {expected}, got {value!r}", _type_fix(name, errors))
 
 
 def _expected(error: dict[str, Any]) -> str:

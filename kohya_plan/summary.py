@@ -7,7 +7,6 @@ pure; `read_scalars` and `lora_files` are the I/O edges.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,6 @@ from kohya_plan.trainlog.events import TOTAL_STEPS, Failure, RunState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
 # What to do about each classified failure (shown under the cause).
 ADVICE = {
@@ -39,8 +37,6 @@ ADVICE = {
     "interrupted": "the run was stopped before the end; saved files are listed above",
     "exit": "the trainer exited with an error status; see the end of train.log",
 }
-_EPOCH_FILE = re.compile(r"-(\d{6})$")
-_STEP_FILE = re.compile(r"-step(\d{8})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,62 +145,6 @@ def loss_summary(state: RunState, tensorboard: Mapping[int, float]) -> LossSumma
         trend=trend,
         change=change,
     )
-
-
-def classify_file(path: Path, output_name: str) -> LoraFile | None:
-    """Recognise sd-scripts' file names: <name>-000003 (epoch), <name>-step00000100, <name>."""
-    stem = path.stem
-    if not stem.startswith(output_name):
-        return None
-    rest = stem[len(output_name) :]
-    size = path.stat().st_size
-    if rest == "":
-        return LoraFile(str(path), size, final=True)
-    if match := _EPOCH_FILE.fullmatch(rest):
-        return LoraFile(str(path), size, epoch=int(match.group(1)))
-    if match := _STEP_FILE.fullmatch(rest):
-        return LoraFile(str(path), size, step=int(match.group(1)))
-    return None
-
-
-def lora_files(
-    output_dir: Path, output_name: str, extension: str, since: float | None
-) -> list[LoraFile]:
-    """The run's LoRA files in output_dir (written at or after `since`), epoch order."""
-    found = []
-    if not output_dir.is_dir():
-        return []
-    for path in output_dir.glob(f"{glob_escape(output_name)}*.{extension}"):
-        if since is not None and path.stat().st_mtime < since - 1:
-            continue
-        item = classify_file(path, output_name)
-        if item is not None:
-            found.append(item)
-    return sorted(found, key=lambda f: (f.final, f.epoch or 0, f.step or 0))
-
-
-def glob_escape(text: str) -> str:
-    """Escape glob's special characters in a literal part of a pattern."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
-
-
-def read_scalars(logging_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar tag in the TensorBoard event files under logging_dir (tensorboard's reader)."""
-    files = sorted(logging_dir.rglob("events.out.tfevents.*")) if logging_dir.is_dir() else []
-    if not files:
-        return {}
-    from tensorboard.backend.event_processing.event_accumulator import (  # heavy: only here
-        EventAccumulator,
-    )
-
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for folder in sorted({f.parent for f in files}):
-        accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in accumulator.Tags().get("scalars", []):
-            points = [(e.step, float(e.value)) for e in accumulator.Scalars(tag)]
-            scalars.setdefault(tag, []).extend(points)
-    return scalars
 
 
 def failure_cause(

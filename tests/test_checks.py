@@ -10,9 +10,8 @@ import pytest
 from helpers import base_plan
 
 from kohya_plan.checks import blocking, lora_file_bytes, lora_parameters, run_checks
-from kohya_plan.inputs.facts import Facts, FolderFacts, StepFacts
+from kohya_plan.inputs.facts import Facts, FolderFacts, ResolvedSubset, StepFacts
 from kohya_plan.loading import validate_plan
-from kohya_plan.render.dataset_toml import ResolvedSubset
 
 
 def _plan(**sections: dict[str, Any]):

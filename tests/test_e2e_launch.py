@@ -16,7 +16,7 @@ import pytest
 import sdlab
 from helpers import base_plan, make_images, write_plan
 
-from kohya_plan.summary import read_scalars
+from kohya_plan.trainlog.tensorboard import read_scalars
 
 pytestmark = [
     pytest.mark.e2e,

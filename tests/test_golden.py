@@ -48,7 +48,7 @@ def test_rendered_files_match_golden(
     root.mkdir()
     report = check_plan(_prepare(case, root))
     assert report.ok, [str(f) for f in report.findings]
-    run_dir, _ = make_run(report)
+    run_dir = make_run(report).run_dir
     for name in OUTPUTS:
         text = (run_dir / name).read_text(encoding="utf-8")
         text = text.replace(run_dir.name, "<RUN>").replace(str(root), "<ROOT>")

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
+from kohya_plan.checks.hardware import advise, batch_range
+from kohya_plan.findings import Finding
 from kohya_plan.inputs.hardware import (
     GIB,
-    Advice,
     Gpu,
     Hardware,
-    advise,
-    batch_range,
     detect,
     existing_parent,
     parse_nvidia_smi,
@@ -132,7 +131,7 @@ def machine(*gpus: Gpu, ram_gib: float = 32, disk_gib: float = 500, note: str = 
     )
 
 
-def run_advise(hw: Hardware, **overrides: Any) -> list[Advice]:
+def run_advise(hw: Hardware, **overrides: Any) -> list[Finding]:
     args: dict[str, Any] = {
         "batch_size": 2,
         "mixed_precision": "fp16",
@@ -145,7 +144,7 @@ def run_advise(hw: Hardware, **overrides: Any) -> list[Advice]:
     return advise(hw, **args)
 
 
-def ids(found: list[Advice]) -> list[str]:
+def ids(found: list[Finding]) -> list[str]:
     return [a.id for a in found]
 
 
@@ -326,8 +325,8 @@ def test_ram_unknown() -> None:
 
 
 def test_advice_str() -> None:
-    assert str(Advice("ram", "", "low", "close things")) == "low — close things"
-    assert str(Advice("x", "a.b", "m")) == "a.b: m"
+    assert str(Finding("ram", "", "low", "close things")) == "low — close things"
+    assert str(Finding("x", "a.b", "m")) == "a.b: m"
 
 
 def test_to_json() -> None:

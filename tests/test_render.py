@@ -161,6 +161,7 @@ def test_make_writes_a_new_folder_every_time(report, run_cli, tmp_path) -> None:
             "prompts.txt",
             "command.sh",
             "command.ps1",
+            "check.json",
             "launch.json",
         ]
     )

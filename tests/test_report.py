@@ -23,8 +23,8 @@ from kohya_plan.planning import check_plan, make_run
 from kohya_plan.report import ReportData, gather, render_report, write_report
 from kohya_plan.report.charts import Series, line_chart, nice_ticks, thin, tick_label
 from kohya_plan.report.gather import parse_sample_name, read_prompts
-from kohya_plan.run.launch import finish_summary
 from kohya_plan.trainlog.replay import replay_file
+from kohya_plan.workflows.results import finish_summary
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 PROMPTS = [
@@ -101,8 +101,7 @@ def make_run_dir(
         tmp_path,
         base_plan(training={"epochs": epochs}, sampling=sampling),
     )
-    run_dir, _ = make_run(check_plan(plan))
-    return run_dir
+    return make_run(check_plan(plan)).run_dir
 
 
 def lora(out: Path, name: str, size: int) -> Path:

@@ -113,7 +113,7 @@ def test_rendered_files_pass_sd_scripts_own_parser_and_sanitizer(tmp_path: Path)
     )
     report = check_plan(plan)
     assert report.ok, [str(f) for f in report.findings]
-    run_dir, _ = make_run(report)
+    run_dir = make_run(report).run_dir
     result = _probe(run_dir)
     assert result["unknown"] == []
     assert result["learning_rate"] == 1e-4

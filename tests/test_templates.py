@@ -83,3 +83,19 @@ def test_every_command_has_help_with_examples(run_cli) -> None:
         result = run_cli(command, "--help")
         assert result.exit_code == 0
         assert "Examples:" in result.output
+
+
+def test_the_checkouts_own_sd_scripts_is_the_default(tmp_path, monkeypatch) -> None:
+    """Without launch.sd_scripts or KOHYA_SD_SCRIPTS, the plan uses vendor/sd-scripts beside the
+    package (the submodule of a source checkout), wherever the lookup code lives."""
+    import kohya_plan
+    from kohya_plan.inputs.trainer import locate_sd_scripts
+    from kohya_plan.loading import validate_plan
+
+    monkeypatch.delenv("KOHYA_SD_SCRIPTS", raising=False)
+    plan = validate_plan(
+        {"model": {"base": "x/y"}, "dataset": {"train_dir": "d"}, "output": {"name": "n"}},
+        tmp_path,
+    )
+    root = Path(kohya_plan.__file__).resolve().parent.parent
+    assert locate_sd_scripts(plan) == root / "vendor" / "sd-scripts"

@@ -14,12 +14,11 @@ from kohya_plan.summary import format_clock as _clock
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from kohya_plan.checks import Finding
-    from kohya_plan.errors import Problem
-    from kohya_plan.planning import CheckReport
-    from kohya_plan.run.launch import LrFindResult
+    from kohya_plan.checks.report import CheckReport
+    from kohya_plan.findings import Finding
     from kohya_plan.summary import RunSummary
     from kohya_plan.trainlog.events import Event, Progress, RunState
+    from kohya_plan.workflows.lrfind.run import LrFindResult
 
 _out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
@@ -30,7 +29,7 @@ def error(message: str) -> None:
     _err.print(Text("error: ", style="bold red") + Text(message))
 
 
-def problems(items: Sequence[Problem], title: str = "The plan has problems") -> None:
+def problems(items: Sequence[Finding], title: str = "The plan has problems") -> None:
     """Every problem, one per line, on stderr."""
     _err.print(Text(f"{title} ({len(items)}):", style="bold red"))
     for item in items:

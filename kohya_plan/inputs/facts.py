@@ -12,9 +12,20 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kohya_plan.inputs.hardware import Hardware
-    from kohya_plan.render.dataset_toml import ResolvedSubset
+    from kohya_plan.plan.common import ScalarValue
 
 ModelKind = Literal["file", "diffusers", "hub", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSubset:
+    """One image folder as sd-scripts will see it (from train_dir/reg_dir or dataset.subsets)."""
+
+    image_dir: Path
+    repeats: int
+    is_reg: bool
+    class_tokens: str | None
+    overrides: tuple[tuple[str, ScalarValue], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from kohya_plan.plan.model import ModelSection
 from kohya_plan.plan.network import NetworkSection
 from kohya_plan.plan.optimizer import OptimizerSection
 from kohya_plan.plan.output import OutputSection
-from kohya_plan.plan.rules import RULES, RuleInfo, RulesSection
+from kohya_plan.plan.rules import RulesSection
 from kohya_plan.plan.sampling import SamplingSection
 from kohya_plan.plan.training import TrainingSection
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
-    "RULES",
     "DatasetSection",
     "LaunchSection",
     "ModelSection",
@@ -29,7 +28,6 @@ __all__ = [
     "OptimizerSection",
     "OutputSection",
     "Plan",
-    "RuleInfo",
     "RulesSection",
     "SamplingSection",
     "SubsetSection",

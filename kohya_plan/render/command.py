@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kohya_plan.plan import Plan
-    from kohya_plan.render.config_toml import RunFiles
+    from kohya_plan.rundir import RunDir
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ def launcher_flags(plan: Plan) -> list[str]:
     return flags
 
 
-def build_launch(plan: Plan, *, python: str | None, sd_scripts: Path, files: RunFiles) -> Launch:
+def build_launch(plan: Plan, *, python: str | None, sd_scripts: Path, files: RunDir) -> Launch:
     """The command `make` prints and `launch` runs."""
     argv = [
         *accelerate_prefix(python),

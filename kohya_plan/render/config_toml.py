@@ -7,7 +7,6 @@ parser snapshot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kohya_plan.options import coerce, options_for
@@ -19,31 +18,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kohya_plan.plan import Plan
+    from kohya_plan.rundir import RunDir
 
 _ATTENTION = {"sdpa": "sdpa", "xformers": "xformers", "mem_eff": "mem_eff_attn"}
-
-
-@dataclass(frozen=True, slots=True)
-class RunFiles:
-    """Where one run's files live (absolute paths: sd-scripts resolves against its own cwd)."""
-
-    run_dir: Path
-
-    @property
-    def dataset_toml(self) -> Path:
-        return self.run_dir / "dataset.toml"
-
-    @property
-    def config_toml(self) -> Path:
-        return self.run_dir / "config.toml"
-
-    @property
-    def prompts(self) -> Path:
-        return self.run_dir / "prompts.txt"
-
-    @property
-    def logging_dir(self) -> Path:
-        return self.run_dir / "logs"
 
 
 def python_literal(value: TomlValue) -> str:
@@ -76,7 +53,7 @@ def key_value_args(values: Mapping[str, TomlValue], *, literal: bool) -> list[st
 
 
 def config_sections(
-    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunFiles
+    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunDir
 ) -> dict[str, dict[str, TomlValue]]:
     """The config file's content, by section (sd-scripts flattens one level of tables)."""
     m, n, o, t, s, out = (
@@ -168,7 +145,7 @@ def config_sections(
 
 
 def render_config_toml(
-    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunFiles, header: str
+    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunDir, header: str
 ) -> str:
     """Config TOML text, grouped by concern; sd-scripts ignores the section names."""
     lines = header_lines(header)

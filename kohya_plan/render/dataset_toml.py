@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kohya_plan.render.toml_text import TomlValue, toml_table
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
+    from kohya_plan.inputs.facts import ResolvedSubset
     from kohya_plan.plan import Plan
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedSubset:
-    """One image folder as sd-scripts will see it (from train_dir/reg_dir or dataset.subsets)."""
-
-    image_dir: Path
-    repeats: int
-    is_reg: bool
-    class_tokens: str | None
-    overrides: tuple[tuple[str, TomlValue], ...] = ()
 
 
 def render_dataset_toml(plan: Plan, subsets: Sequence[ResolvedSubset], header: str) -> str:

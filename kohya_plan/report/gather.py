@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from kohya_plan.inputs.checkpoint import read_json_object
+from kohya_plan import rundir
+from kohya_plan.findings import Finding
+from kohya_plan.loading import loads_toml
+from kohya_plan.rundir import RunDir
 from kohya_plan.summary import Cause, LoraFile, LossSummary, RunSummary
 from kohya_plan.trainlog import events as ev
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from kohya_plan.plan import Plan
     from kohya_plan.trainlog.events import RunState
 
-REPORT_NAME = "report.html"
+REPORT_NAME = rundir.REPORT
 # Sample images are embedded up to this many bytes in all; above it they are linked beside the
 # report instead (the page would get too heavy for a browser to open quickly).
 EMBED_LIMIT = 256 * 2**20
@@ -54,6 +57,14 @@ _STEP_FACTS = (
     (ev.BATCHES_PER_EPOCH, "batches per epoch"),
     (ev.EPOCHS, "epochs"),
     (ev.TOTAL_STEPS, "optimization steps"),
+)
+# The start-up numbers sd-scripts prints, by the check.json `steps` key that predicted them.
+_PLANNED_STEPS = (
+    (ev.TRAIN_IMAGES, "train_samples"),
+    (ev.REG_IMAGES, "reg_samples"),
+    (ev.BATCHES_PER_EPOCH, "batches_per_epoch"),
+    (ev.EPOCHS, "epochs"),
+    (ev.TOTAL_STEPS, "total_optimization_steps"),
 )
 
 # --- the data --------------------------------------------------------------------------------
@@ -88,19 +99,6 @@ class SubsetRow:
 
 
 @dataclass(frozen=True, slots=True)
-class AdviceItem:
-    """A finding of `kohya-plan check` on the run's plan."""
-
-    id: str
-    severity: str
-    field: str
-    message: str
-    fix: str
-    ref: str
-    waived: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class FileRow:
     """A LoRA file of the run."""
 
@@ -124,7 +122,7 @@ class ReportData:
     generated_at: str
     plan_text: str | None = None
     plan_note: str | None = None
-    advice: tuple[AdviceItem, ...] = ()
+    advice: tuple[Finding, ...] = ()
     advice_note: str | None = None
     command: str | None = None
     command_cwd: str | None = None
@@ -152,16 +150,17 @@ class ReportData:
 # --- gathering (I/O) -------------------------------------------------------------------------
 
 
-def _read_text(path: Path) -> str | None:
+def _json(run: RunDir, name: str) -> dict[str, Any] | None:
+    """A JSON record of the run, or None when it is missing or damaged (the page says so)."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        return run.read_json(name, required=False)
+    except rundir.RunDirError:
         return None
 
 
-def _command(run_dir: Path) -> tuple[str | None, str | None]:
+def _command(run: RunDir) -> tuple[str | None, str | None]:
     """command.sh's exec line (and its cd), else launch.json's argv."""
-    text = _read_text(run_dir / "command.sh")
+    text = run.read_text(rundir.COMMAND_SH)
     cwd = None
     if text is not None:
         for line in text.splitlines():
@@ -169,7 +168,7 @@ def _command(run_dir: Path) -> tuple[str | None, str | None]:
                 cwd = line[3:].strip()
             elif line.startswith("exec "):
                 return line[5:].strip(), cwd
-    launch = read_json_object(run_dir / "launch.json")
+    launch = _json(run, rundir.LAUNCH)
     if launch is not None and isinstance(launch.get("argv"), list):
         argv = [str(a) for a in launch["argv"]]
         return shlex.join(argv), str(launch.get("cwd") or "") or None
@@ -411,19 +410,20 @@ def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
 
 
 def _dataset(
-    run_dir: Path, plan: Plan | None, state: RunState | None
+    run: RunDir, state: RunState | None
 ) -> tuple[
     list[SubsetRow],
     list[tuple[str, int | None, int | None]],
-    list[AdviceItem],
+    list[Finding],
     str | None,
     str | None,
 ]:
-    """Subsets (from `check`'s scan, else dataset.toml), step facts, advice, and notes."""
+    """Subsets, step facts and advice as `check` recorded them in check.json when the run was
+    made (else the subsets of dataset.toml), and notes on what is missing."""
     rows: list[SubsetRow] = []
     facts: list[tuple[str, int | None, int | None]] = []
     planned: dict[str, int] = {}
-    advice: list[AdviceItem] = []
+    advice: list[Finding] = []
     dataset_note = advice_note = None
     found = {f.path: f.images for f in state.image_folders} if state is not None else {}
 
@@ -434,54 +434,48 @@ def _dataset(
         matches = [n for p, n in found.items() if Path(p).name == name]
         return matches[0] if len(matches) == 1 else None
 
-    report = None
-    if plan is not None:
-        from kohya_plan.planning import check_plan
-
-        try:
-            report = check_plan(run_dir / "plan.toml")
-        except Exception as exc:  # the data moved, the plan no longer validates, ...
-            advice_note = f"the plan could not be checked again: {exc}".strip()
-    if report is not None:
-        for finding in report.findings:
-            advice.append(
-                AdviceItem(
-                    finding.id,
-                    finding.severity,
-                    finding.field,
-                    finding.message,
-                    finding.fix,
-                    finding.ref,
-                    finding.waived,
-                )
-            )
-        for folder in report.facts.folders:
-            path = str(folder.subset.image_dir)
+    record: dict[str, Any] | None = None
+    try:
+        record = run.read_json(rundir.CHECK, required=False)
+    except rundir.RunDirError as exc:
+        advice_note = str(exc)
+    if record is None and advice_note is None:
+        advice_note = f"the run folder has no {rundir.CHECK} (made by an older kohya-plan)"
+    if record is not None:
+        for severity in ("error", "advice"):
+            items = record.get("errors" if severity == "error" else "advice")
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict):
+                    advice.append(Finding.from_json(item, severity))
+        dataset = record.get("dataset")
+        subsets = dataset.get("subsets") if isinstance(dataset, dict) else None
+        for item in subsets if isinstance(subsets, list) else []:
+            if not isinstance(item, dict):
+                continue
+            path = str(item.get("dir", "?"))
             rows.append(
                 SubsetRow(
                     folder=path,
-                    repeats=folder.subset.repeats,
-                    images=folder.images if folder.exists else None,
-                    captions=folder.captions if folder.exists else None,
-                    is_reg=folder.subset.is_reg,
+                    repeats=_opt_int(item.get("repeats")),
+                    images=_opt_int(item.get("images")),
+                    captions=_opt_int(item.get("captions")),
+                    is_reg=bool(item.get("is_reg", False)),
                     found_by_trainer=trainer_count(path),
                 )
             )
-        steps = report.facts.steps
-        if steps is not None:
+        steps = record.get("steps")
+        if isinstance(steps, dict):
             planned = {
-                ev.TRAIN_IMAGES: steps.train_samples,
-                ev.REG_IMAGES: steps.reg_samples,
-                ev.BATCHES_PER_EPOCH: steps.batches_per_epoch,
-                ev.EPOCHS: steps.epochs,
-                ev.TOTAL_STEPS: steps.total_optimization_steps,
+                key: value
+                for key, name in _PLANNED_STEPS
+                if (value := _opt_int(steps.get(name))) is not None
             }
-        dataset_note = "images and captions counted now (kohya-plan check's scan of the folders)"
+        dataset_note = "images and captions as `kohya-plan check` counted them at `make`"
     else:
-        text = _read_text(run_dir / "dataset.toml")
+        text = run.read_text(rundir.DATASET)
         try:
-            config = tomllib.loads(text) if text is not None else {}
-        except tomllib.TOMLDecodeError:
+            config = loads_toml(text) if text is not None else {}
+        except ValueError:
             config = {}
         for dataset in config.get("datasets", []):
             for subset in dataset.get("subsets", []):
@@ -497,15 +491,19 @@ def _dataset(
                     )
                 )
         dataset_note = (
-            "from dataset.toml; the folders could not be scanned"
+            f"from {rundir.DATASET}: the run folder holds no record of the folders' scan"
             if rows
-            else "no dataset.toml in the run folder"
+            else f"no {rundir.DATASET} in the run folder"
         )
     logged = state.startup if state is not None else {}
     for key, label in _STEP_FACTS:
         if key in planned or key in logged:
             facts.append((label, planned.get(key), logged.get(key)))
     return rows, facts, advice, dataset_note, advice_note
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _outcome(
@@ -523,36 +521,39 @@ def _outcome(
 def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
     """Read everything the report shows from a run folder (missing parts are noted, not fatal)."""
     from kohya_plan.loading import load_plan
-    from kohya_plan.summary import lora_files, read_scalars, summarize
+    from kohya_plan.outputs import lora_files
+    from kohya_plan.summary import summarize
     from kohya_plan.trainlog.replay import replay_file
+    from kohya_plan.trainlog.tensorboard import EVENTS_GLOB, read_scalars
 
-    run_dir = run_dir.expanduser().absolute()
+    run = RunDir(run_dir)
+    run_dir = run.path
     plan: Plan | None = None
     plan_note = None
     try:
-        plan = load_plan(run_dir / "plan.toml")
+        plan = load_plan(run.plan)
     except Exception as exc:
-        plan_note = f"plan.toml could not be loaded: {exc}"
-    plan_text = _read_text(run_dir / "plan.toml")
+        plan_note = f"{rundir.PLAN} could not be loaded: {exc}"
+    plan_text = run.read_text(rundir.PLAN)
     if plan_text is None:
-        plan_note = "the run folder has no plan.toml"
+        plan_note = f"the run folder has no {rundir.PLAN}"
     output_name = plan.output.name if plan is not None else run_dir.name
-    command, cwd = _command(run_dir)
+    command, cwd = _command(run)
 
-    log = run_dir / "train.log"
+    log = run.log
     state: RunState | None = None
     if log.is_file():
         try:
             state = replay_file(log)
         except OSError:
             state = None
-    exit_info = read_json_object(run_dir / "exit.json")
+    exit_info = _json(run, rundir.EXIT)
     started = exit_info.get("started_at") if exit_info else None
     since = float(started) if isinstance(started, (int, float)) else None
 
     scalars: dict[str, list[tuple[int, float]]] = {}
     tb_note = None
-    logs = run_dir / "logs"
+    logs = run.logging_dir
     try:
         scalars = read_scalars(logs)
     except Exception as exc:  # a torn or foreign event file
@@ -561,18 +562,18 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
         tb_note = (
             "no TensorBoard logs (training.tensorboard is off, or the run stopped before "
             "training began)"
-            if not logs.is_dir() or not any(logs.rglob("events.out.tfevents.*"))
+            if not logs.is_dir() or not any(logs.rglob(EVENTS_GLOB))
             else "the TensorBoard logs hold no scalars yet"
         )
 
     summary = None
     summary_note = None
-    data = read_json_object(run_dir / "summary.json")
+    data = _json(run, rundir.SUMMARY)
     if data is not None:
         try:
             summary = summary_from_json(data)
         except (KeyError, TypeError, ValueError, AttributeError):
-            summary_note = "summary.json could not be read; rebuilt from train.log"
+            summary_note = f"{rundir.SUMMARY} could not be read; rebuilt from {rundir.LOG}"
     if summary is None and state is not None and plan is not None:
         finished = bool(exit_info and exit_info.get("finished"))
         status = exit_info.get("exit_status") if exit_info else None
@@ -589,12 +590,12 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
         )
         if summary_note is None:
             summary_note = (
-                "no summary.json: rebuilt from train.log"
+                f"no {rundir.SUMMARY}: rebuilt from {rundir.LOG}"
                 if finished
                 else "the run has not finished (or kohya-plan was stopped before writing "
-                "summary.json): figures so far, from train.log"
+                f"{rundir.SUMMARY}): figures so far, from {rundir.LOG}"
             )
-    manifest = read_json_object(run_dir / "manifest.json")
+    manifest = _json(run, rundir.MANIFEST)
     epoch_files: dict[int, str] = {}
     if manifest is not None and isinstance(manifest.get("epochs"), dict):
         for key, value in manifest["epochs"].items():
@@ -604,7 +605,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
         epoch_files = {f.epoch: Path(f.path).name for f in summary.files if f.epoch is not None}
 
     prompts: tuple[str, ...] = ()
-    prompts_text = _read_text(run_dir / "prompts.txt")
+    prompts_text = run.read_text(rundir.PROMPTS)
     if prompts_text is not None:
         prompts = read_prompts(prompts_text)
     elif plan is not None:
@@ -625,7 +626,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
             else:
                 samples_note = f"no sample images in {sample_dir} yet"
 
-    subsets, dataset_facts, advice, dataset_note, advice_note = _dataset(run_dir, plan, state)
+    subsets, dataset_facts, advice, dataset_note, advice_note = _dataset(run, state)
     steps_per_epoch = None
     epochs_total = summary.epochs_total if summary is not None else None
     if epochs_total is None and plan is not None:

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import webbrowser
 from typing import TYPE_CHECKING, Any
 
+from kohya_plan import rundir
 from kohya_plan.errors import UsageError
+from kohya_plan.trainlog.tensorboard import EVENTS_GLOB
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
 
-LOGS = "logs"
-EVENTS_GLOB = "events.out.tfevents.*"
 RELOAD_INTERVAL_S = 5.0
-_RUN_MARKERS = ("launch.json", "plan.toml")
+_RUN_MARKERS = (rundir.LAUNCH, rundir.PLAN)
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -36,7 +35,7 @@ class BoardRun:
     def __init__(self, name: str, run_dir: Path) -> None:
         self.name = name
         self.run_dir = run_dir
-        self.logs_dir = run_dir / LOGS
+        self.logs_dir = run_dir / rundir.LOGS
 
     def has_events(self) -> bool:
         return self.logs_dir.is_dir() and any(self.logs_dir.rglob(EVENTS_GLOB))
@@ -63,7 +62,7 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
             what = "does not exist" if not path.exists() else "is not a folder"
             msg = f"{given} {what} — give a run folder (runs/<name>-<date>-<time>)"
             raise UsageError(msg)
-        if path.name == LOGS and is_run_dir(path.parent):
+        if path.name == rundir.LOGS and is_run_dir(path.parent):
             path = path.parent
         if is_run_dir(path):
             runs = [path]
@@ -82,13 +81,11 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
 
 def _tensorboard_enabled(run_dir: Path) -> bool:
     """training.tensorboard from the run's plan copy (true unless it says false)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    from kohya_plan.loading import loads_toml
+
     try:
-        plan = tomllib.loads((run_dir / "plan.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        plan = loads_toml((run_dir / rundir.PLAN).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return True
     training = plan.get("training")
     return not (isinstance(training, dict) and training.get("tensorboard") is False)
@@ -96,8 +93,6 @@ def _tensorboard_enabled(run_dir: Path) -> bool:
 
 def why_no_logs(run_dir: Path) -> tuple[str, bool]:
     """Why a run folder has no TensorBoard events yet, and whether it may still get some."""
-    from kohya_plan.run.launch import EXIT_NAME, LOG_NAME
-
     name = run_dir.name
     if not _tensorboard_enabled(run_dir):
         return (
@@ -105,18 +100,16 @@ def why_no_logs(run_dir: Path) -> tuple[str, bool]:
             "training.tensorboard = true in the plan and launch it again",
             False,
         )
-    if not (run_dir / LOG_NAME).is_file():
+    if not (run_dir / rundir.LOG).is_file():
         return (
             f"run {name} has not been launched yet, so it has no TensorBoard logs — "
             f"`kohya-plan launch {run_dir}` (add --board to watch it)",
             True,
         )
-    exit_file = run_dir / EXIT_NAME
     finished = False
-    with contextlib.suppress(OSError, ValueError):
-        import json
-
-        finished = bool(json.loads(exit_file.read_text(encoding="utf-8")).get("finished"))
+    with contextlib.suppress(rundir.RunDirError):
+        exit_info = rundir.RunDir(run_dir).read_json(rundir.EXIT, required=False) or {}
+        finished = bool(exit_info.get("finished"))
     if finished:
         return (
             f"run {name} ended before it wrote TensorBoard logs (it stopped before training "
@@ -356,6 +349,6 @@ def open_browser(url: str) -> bool:
 
 def iter_event_files(run_dir: Path) -> Iterator[Path]:
     """The TensorBoard event files of a run folder (for messages and tests)."""
-    logs = run_dir / LOGS
+    logs = run_dir / rundir.LOGS
     if logs.is_dir():
         yield from sorted(logs.rglob(EVENTS_GLOB))

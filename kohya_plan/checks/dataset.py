@@ -1,0 +1,245 @@
+"""The images and captions as sd-scripts will read them: folders (T3/T4), buckets, captions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from kohya_plan import rules
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from kohya_plan.findings import Finding
+    from kohya_plan.inputs.facts import Facts, FolderFacts
+    from kohya_plan.plan import Plan
+
+
+def _folder_field(plan: Plan, folder: FolderFacts) -> str:
+    for index, subset in enumerate(plan.dataset.subsets):
+        if subset.image_dir == folder.subset.image_dir:
+            return f"dataset.subsets[{index}].image_dir"
+    return "dataset.reg_dir" if folder.subset.is_reg else "dataset.train_dir"
+
+
+def _names(items: tuple[str, ...], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_buckets(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    ds = plan.dataset
+    step = 32 if plan.model.family == "sdxl" else 64
+    if ds.enable_bucket and ds.bucket_reso_steps % step:
+        yield rules.BUCKET_STEPS.finding(
+            "dataset.bucket_reso_steps",
+            f"{ds.bucket_reso_steps} is not a multiple of {step}; sd-scripts asserts it is",
+            f"use bucket_reso_steps = {step}",
+        )
+    if not ds.enable_bucket or ds.bucket_no_upscale:
+        return
+    w, h = ds.size
+    if min(w, h) < ds.min_bucket_reso:
+        yield rules.BUCKET_RANGE.finding(
+            "dataset.min_bucket_reso",
+            f"min_bucket_reso {ds.min_bucket_reso} is above the resolution's short side "
+            f"{min(w, h)}",
+            f"set min_bucket_reso to at most {min(w, h)}",
+        )
+    if max(w, h) > ds.max_bucket_reso:
+        yield rules.BUCKET_RANGE.finding(
+            "dataset.max_bucket_reso",
+            f"max_bucket_reso {ds.max_bucket_reso} is below the resolution's long side {max(w, h)}",
+            f"set max_bucket_reso to at least {max(w, h)}",
+        )
+
+
+def check_parents(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    for parent in facts.parents:
+        field = parent.field
+        if not parent.exists:
+            yield rules.DATASET_MISSING.finding(
+                field,
+                f"{parent.path} does not exist",
+                "check the path (relative paths are relative to the plan file)",
+            )
+            continue
+        if not parent.is_dir:
+            yield rules.DATASET_MISSING.finding(field, f"{parent.path} is not a folder", "")
+            continue
+        name_repeats = parent.path.name.split("_", 1)[0]
+        if parent.direct_images and parent.repeat_folders == 0:
+            if name_repeats.isdigit():
+                fix = f"set {field.rsplit('.', 1)[-1]} to its parent folder, {parent.path.parent}"
+            else:
+                fix = (
+                    f"move the images into a folder named like 10_{parent.path.name} inside it, "
+                    "or list the folder under [[dataset.subsets]]"
+                )
+            yield rules.DATASET_TRAP.finding(
+                field,
+                f"{parent.path} holds the images itself; sd-scripts wants the PARENT of "
+                "N_name folders (T3)",
+                fix,
+            )
+        elif parent.repeat_folders == 0 and not parent.ignored_folders:
+            yield rules.DATASET_NO_FOLDERS.finding(
+                field,
+                f"{parent.path} has no N_name folders, so sd-scripts finds no data (and exits 0)",
+                f"put the images in a folder like {parent.path / '10_name'}",
+            )
+        for name in parent.ignored_folders:
+            yield rules.FOLDER_NO_REPEATS.finding(
+                field,
+                f"folder {name!r} has no repeat number, so sd-scripts ignores it",
+                f"rename it to something like 10_{name} (T4: the number is the repeat count)",
+            )
+        for name in parent.zero_repeat_folders:
+            yield rules.FOLDER_ZERO_REPEATS.finding(
+                field,
+                f"folder {name!r} has a repeat count below 1, so sd-scripts skips it silently",
+                "rename it with a repeat count of 1 or more",
+            )
+
+
+def check_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    ext = plan.dataset.caption_extension
+    for folder in facts.folders:
+        field = _folder_field(plan, folder)
+        where = folder.subset.image_dir
+        if not folder.exists:
+            yield rules.DATASET_MISSING.finding(field, f"{where} does not exist", "check the path")
+            continue
+        if folder.images == 0:
+            yield rules.NO_IMAGES.finding(
+                field,
+                f"{where} holds no .png/.jpg/.jpeg/.webp/.bmp images",
+                "add images, or fix the folder",
+            )
+            continue
+        if folder.missing_captions:
+            n = len(folder.missing_captions)
+            fallback = (
+                f"the caption {folder.subset.class_tokens!r}"
+                if folder.subset.class_tokens
+                else "an empty caption"
+            )
+            yield rules.MISSING_CAPTIONS.finding(
+                field,
+                f"{n} of {folder.images} images in {where.name} have no {ext} caption "
+                f"({_names(folder.missing_captions)}); sd-scripts would train them with "
+                f"{fallback}",
+                f"write the captions, or set dataset.caption_extension if they use another "
+                f"extension (now {ext!r})",
+            )
+        if folder.empty_captions:
+            yield rules.EMPTY_CAPTION.finding(
+                field,
+                f"empty caption files in {where.name}: {_names(folder.empty_captions)}; "
+                "sd-scripts stops with 'caption file is empty'",
+                "write a caption or delete the empty file",
+            )
+        if folder.non_utf8_captions:
+            yield rules.CAPTION_NOT_UTF8.finding(
+                field,
+                f"captions not in UTF-8 in {where.name}: {_names(folder.non_utf8_captions)}",
+                "re-save them as UTF-8",
+            )
+        if folder.unreadable:
+            yield rules.UNREADABLE_IMAGE.finding(
+                field,
+                f"cannot read the image size of {_names(folder.unreadable)} in {where.name}",
+                "re-save or remove these files",
+            )
+        if folder.duplicate_stems:
+            yield rules.DUPLICATE_STEMS.finding(
+                field,
+                f"images share a name in {where.name}: {_names(folder.duplicate_stems)}, so they "
+                "share one caption file",
+                "rename one of each pair",
+            )
+        if folder.skipped_files:
+            yield rules.SKIPPED_FILES.finding(
+                field,
+                f"sd-scripts will not read {_names(folder.skipped_files)} in {where.name}",
+                "convert them to .png/.jpg, or use a lower-case extension",
+            )
+
+
+def check_image_counts(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    train = [f for f in facts.folders if not f.subset.is_reg and f.exists]
+    if not train:
+        return
+    images = sum(f.images for f in train)
+    if images and not 20 <= images <= 50:
+        yield rules.IMAGE_COUNT.finding(
+            "dataset",
+            f"{images} training images; the tutorial suggests 20 to 50",
+            "T7: usually 20 to 50 varied, well-captioned images",
+        )
+    sizes = {size for f in facts.folders for size in f.sizes}
+    ds = plan.dataset
+    if not ds.enable_bucket and len(sizes) > 1:
+        yield rules.MIXED_SIZES_NO_BUCKET.finding(
+            "dataset.enable_bucket",
+            f"images come in {len(sizes)} different sizes but buckets are off",
+            "T13: set enable_bucket = true",
+        )
+    if not ds.enable_bucket and not plan.training.cache_latents:
+        wrong = sorted({s for s in sizes if s != ds.size})
+        if wrong:
+            w, h = ds.size
+            yield rules.IMAGE_SIZE_NO_BUCKET.finding(
+                "dataset.resolution",
+                f"without buckets or cached latents every image must be {w}x{h}; "
+                f"found {', '.join(f'{a}x{b}' for a, b in wrong[:3])}",
+                "set enable_bucket = true or training.cache_latents = true",
+            )
+
+
+def check_keep_tokens(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    heads = [h for f in facts.folders if not f.subset.is_reg for h in f.caption_heads if h]
+    if len(heads) < 2:
+        return
+    keep = plan.dataset.keep_tokens
+    # How many leading tags do (almost) all captions share? Those are the trigger words.
+    shared = 0
+    for position in range(max(len(h) for h in heads)):
+        tags = Counter(h[position] if len(h) > position else "" for h in heads)
+        tag, count = tags.most_common(1)[0]
+        if not tag or count < 0.9 * len(heads):
+            break
+        shared += 1
+    trigger = ", ".join(heads[0][:shared]) if shared else ""
+    if shared and keep == 0 and plan.dataset.shuffle_caption:
+        yield rules.KEEP_TOKENS.finding(
+            "dataset.keep_tokens",
+            f"captions start with the trigger word(s) {trigger!r} but keep_tokens is 0, so "
+            "shuffling moves them",
+            f"T22: set keep_tokens = {shared}",
+        )
+    elif keep > shared and plan.dataset.shuffle_caption:
+        detail = f"only {trigger!r} is" if shared else "no tag is"
+        yield rules.KEEP_TOKENS.finding(
+            "dataset.keep_tokens",
+            f"keep_tokens = {keep} but {detail} shared by the captions' first tags",
+            f"T22: set keep_tokens = {shared} or start every caption with the trigger words",
+        )
+    elif keep and not plan.dataset.shuffle_caption:
+        yield rules.KEEP_TOKENS.finding(
+            "dataset.keep_tokens",
+            f"keep_tokens = {keep} has no effect without shuffle_caption",
+            "set shuffle_caption = true, or keep_tokens = 0",
+        )
+
+
+def check_reg(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    train = sum(f.images * f.subset.repeats for f in facts.folders if not f.subset.is_reg)
+    reg = sum(f.images * f.subset.repeats for f in facts.folders if f.subset.is_reg)
+    if train and reg > train:
+        yield rules.REG_UNUSED.finding(
+            "dataset.reg_dir",
+            f"{reg} regularization samples for {train} training samples: sd-scripts uses only "
+            f"the first {train}",
+            "fewer regularization images, or more repeats of the training images",
+        )

@@ -1,0 +1,104 @@
+"""What `check` found: the plan, the facts, every finding, and the `check --json` document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kohya_plan.errors import PlanError
+from kohya_plan.findings import Finding, blocking
+from kohya_plan.lora import lora_file_bytes, lora_parameters
+from kohya_plan.options import sd_scripts_commit
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kohya_plan.inputs.facts import Facts
+    from kohya_plan.plan import Plan
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A validated plan, what was found on disk, and every finding."""
+
+    plan_path: Path
+    plan: Plan
+    facts: Facts
+    findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        """No errors that are not waived."""
+        return not blocking(self.findings)
+
+    @property
+    def lora_parameters(self) -> int:
+        return lora_parameters(self.plan)
+
+    @property
+    def lora_file_bytes(self) -> int:
+        return lora_file_bytes(self.plan)
+
+    def raise_if_blocked(self) -> None:
+        """Stop `make`/`launch` with every blocking error."""
+        errors = blocking(self.findings)
+        if errors:
+            raise PlanError(errors)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `check --json` document."""
+        steps = self.facts.steps
+        return {
+            "ok": self.ok,
+            "plan": str(self.plan_path),
+            "errors": [f.to_json() for f in self.findings if f.severity == "error"],
+            "advice": [f.to_json() for f in self.findings if f.severity == "advice"],
+            "steps": None
+            if steps is None
+            else {
+                "batches_per_epoch": steps.batches_per_epoch,
+                "steps_per_epoch": steps.steps_per_epoch,
+                "epochs": steps.epochs,
+                "total_optimization_steps": steps.total_optimization_steps,
+                "tutorial_formula": steps.tutorial_formula,
+                "train_samples": steps.train_samples,
+                "reg_samples": steps.reg_samples,
+                "buckets": [{"width": w, "height": h, "count": n} for w, h, n in steps.buckets],
+            },
+            "dataset": {
+                "subsets": [
+                    {
+                        "dir": str(f.subset.image_dir),
+                        "repeats": f.subset.repeats,
+                        "images": f.images,
+                        "captions": f.captions,
+                        "is_reg": f.subset.is_reg,
+                        "sizes": sorted({f"{w}x{h}" for w, h in f.sizes}),
+                    }
+                    for f in self.facts.folders
+                ]
+            },
+            "lora": {
+                "parameters": self.lora_parameters,
+                "file_bytes": self.lora_file_bytes,
+                "precision": self.plan.output.save_precision,
+            },
+            "model": {"kind": self.facts.model_kind, "ref": self.facts.model_ref},
+            "hardware": self.facts.hardware.to_json() if self.facts.hardware else None,
+            "sd_scripts": {
+                "path": str(self.facts.sd_scripts) if self.facts.sd_scripts else None,
+                "found": self.facts.sd_scripts_found,
+                "pinned_commit": sd_scripts_commit(),
+            },
+        }
+
+
+def failed_report_json(exc: PlanError) -> dict[str, Any]:
+    """`check --json` when the plan itself does not validate."""
+    return {
+        "ok": False,
+        "errors": [f.to_json() for f in exc.findings],
+        "advice": [],
+        "steps": None,
+        "dataset": {"subsets": []},
+    }

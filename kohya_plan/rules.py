@@ -1,0 +1,177 @@
+"""The catalogue of rules kohya-plan checks, each with a stable id: declared here, once.
+
+Ids are part of the interface: plans waive them (`rules.allow`), `check --json` reports them,
+documents cite them. Never rename one; add new ids instead. A rule is *waivable* when a plan
+may knowingly go against it (the tutorial's rules of thumb, advice); errors that would crash
+sd-scripts or leave nothing to train are not: waiving them could only hide a failed run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kohya_plan.findings import Finding, Severity
+
+__all__ = ["RULES", "Rule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a rule checks, where it comes from (tutorial rule or sd-scripts), how bad it is."""
+
+    id: str
+    severity: Severity
+    ref: str
+    title: str
+    waivable: bool = True
+
+    def finding(self, field: str, message: str, fix: str = "") -> Finding:
+        """This rule's verdict on `field`."""
+        return Finding(self.id, field, message, fix, self.severity, self.ref)
+
+
+RULES: dict[str, Rule] = {}
+
+
+def _rule(id: str, severity: Severity, ref: str, title: str, *, waivable: bool = True) -> Rule:
+    rule = Rule(id, severity, ref, title, waivable)
+    RULES[id] = rule
+    return rule
+
+
+# The plan file itself: what the schema refuses. Never waivable.
+INVALID = _rule("invalid", "error", "plan", "a value the plan's schema refuses", waivable=False)
+UNKNOWN_KEY = _rule("unknown-key", "error", "plan", "a key the plan does not have", waivable=False)
+MISSING = _rule("missing", "error", "plan", "a required key is not given", waivable=False)
+# Tutorial rules that block `make` unless waived.
+ALPHA_ABOVE_DIM = _rule("alpha-above-dim", "error", "T12", "network alpha is larger than the rank")
+TE_LR_RATIO = _rule(
+    "te-lr-ratio", "error", "T17", "text-encoder LR outside 1/10..1/2 of the U-Net LR"
+)
+# Things sd-scripts would crash on late, or silently do wrong.
+SCHEDULER_WARMUP = _rule(
+    "scheduler-warmup", "error", "sd-scripts", "constant scheduler with warmup", waivable=False
+)
+SCHEDULER_MIN_LR = _rule(
+    "scheduler-min-lr",
+    "error",
+    "sd-scripts",
+    "cosine_with_min_lr needs min_lr_ratio",
+    waivable=False,
+)
+SCHEDULER_ADAFACTOR = _rule(
+    "scheduler-adafactor",
+    "error",
+    "sd-scripts",
+    "adafactor scheduler needs Adafactor",
+    waivable=False,
+)
+SCHEDULER_POLYNOMIAL_LR = _rule(
+    "scheduler-polynomial-lr", "error", "sd-scripts", "polynomial needs LR above 1e-7"
+)
+CACHE_LATENTS_AUGMENT = _rule(
+    "cache-latents-augment",
+    "error",
+    "sd-scripts",
+    "cached latents with color_aug/crop",
+    waivable=False,
+)
+BUCKET_RANGE = _rule(
+    "bucket-range",
+    "error",
+    "sd-scripts",
+    "bucket sizes do not bracket the resolution",
+    waivable=False,
+)
+BUCKET_STEPS = _rule(
+    "bucket-steps",
+    "error",
+    "sd-scripts",
+    "bucket_reso_steps not a multiple of 64/32",
+    waivable=False,
+)
+BOTH_ONLY_FLAGS = _rule(
+    "both-only-flags",
+    "error",
+    "sd-scripts",
+    "train_unet_only and text_encoder_only",
+    waivable=False,
+)
+PERSISTENT_WORKERS = _rule(
+    "persistent-workers", "error", "sd-scripts", "persistent workers with 0 workers", waivable=False
+)
+SAMPLING_NO_PROMPTS = _rule(
+    "sampling-no-prompts",
+    "error",
+    "sd-scripts",
+    "sampling scheduled without prompts",
+    waivable=False,
+)
+MODEL_MISSING = _rule(
+    "model-missing", "error", "sd-scripts", "local model path does not exist", waivable=False
+)
+MODEL_FAMILY = _rule(
+    "model-family", "error", "sd-scripts", "checkpoint is not of model.family", waivable=False
+)
+MODEL_UNREADABLE = _rule(
+    "model-unreadable", "error", "sd-scripts", "checkpoint file is corrupt", waivable=False
+)
+DATASET_MISSING = _rule(
+    "dataset-missing", "error", "T3", "dataset folder does not exist", waivable=False
+)
+DATASET_TRAP = _rule(
+    "dataset-trap", "error", "T3", "train_dir points at the N_name folder itself", waivable=False
+)
+DATASET_NO_FOLDERS = _rule(
+    "dataset-no-folders", "error", "T4", "train_dir has no N_name folders", waivable=False
+)
+FOLDER_NO_REPEATS = _rule("folder-no-repeats", "error", "T4", "folder name has no repeat number")
+FOLDER_ZERO_REPEATS = _rule("folder-zero-repeats", "error", "T4", "folder repeat number below 1")
+NO_IMAGES = _rule(
+    "no-images", "error", "sd-scripts", "folder holds no images sd-scripts reads", waivable=False
+)
+MISSING_CAPTIONS = _rule("missing-captions", "error", "sd-scripts", "images without caption files")
+EMPTY_CAPTION = _rule(
+    "empty-caption", "error", "sd-scripts", "caption file is empty", waivable=False
+)
+CAPTION_NOT_UTF8 = _rule(
+    "caption-not-utf8", "error", "sd-scripts", "caption file is not UTF-8", waivable=False
+)
+UNREADABLE_IMAGE = _rule(
+    "unreadable-image", "error", "sd-scripts", "image header cannot be read", waivable=False
+)
+DUPLICATE_STEMS = _rule(
+    "duplicate-stems", "error", "sd-scripts", "two images share one caption file"
+)
+IMAGE_SIZE_NO_BUCKET = _rule(
+    "image-size-no-bucket", "error", "sd-scripts", "image size vs resolution, no buckets"
+)
+EXTRA_OPTION = _rule(
+    "extra-option", "error", "sd-scripts", "launch.extra option not usable", waivable=False
+)
+# Advice: printed, never blocking.
+STEPS_RANGE = _rule("steps-range", "advice", "T6", "total steps outside 1000-2000")
+IMAGE_COUNT = _rule("image-count", "advice", "T7", "images outside 20-50")
+EPOCHS_RANGE = _rule("epochs-range", "advice", "T8", "epochs outside 5-10")
+RANK_RANGE = _rule("rank-range", "advice", "T11", "rank outside 4-128")
+CLIP_SKIP_STYLE = _rule("clip-skip-style", "advice", "T23", "clip skip vs model style")
+KEEP_TOKENS = _rule("keep-tokens", "advice", "T22", "keep_tokens vs the captions' trigger words")
+MIXED_SIZES_NO_BUCKET = _rule(
+    "mixed-sizes-no-bucket", "advice", "T13", "mixed image sizes without buckets"
+)
+ADAPTIVE_LR = _rule(
+    "adaptive-lr", "advice", "T19", "DAdaptation/Prodigy want a learning rate near 1.0"
+)
+TE_LR_ZERO = _rule(
+    "te-lr-zero", "advice", "sd-scripts", "text-encoder LR 0 still trains TE modules"
+)
+PROMPTS_UNUSED = _rule("prompts-unused", "advice", "T24", "prompts without a sampling schedule")
+REG_UNUSED = _rule("reg-unused", "advice", "sd-scripts", "more reg images than training images")
+SKIPPED_FILES = _rule("skipped-files", "advice", "sd-scripts", "files sd-scripts will not read")
+SD_SCRIPTS_MISSING = _rule("sd-scripts-missing", "advice", "setup", "sd-scripts not found")
+# Hardware advice (this machine: the one `check` runs on).
+GPU_BATCH_SIZE = _rule("gpu-batch-size", "advice", "T9", "batch size vs GPU memory")
+GPU_PRECISION = _rule("gpu-precision", "advice", "sd-scripts", "mixed precision the GPU supports")
+NO_GPU = _rule("no-gpu", "advice", "sd-scripts", "no NVIDIA GPU: CPU training is extremely slow")
+DISK_SPACE = _rule("disk-space", "advice", "sd-scripts", "outputs may not fit on the disk")
+RAM = _rule("ram", "advice", "sd-scripts", "host RAM low for training")

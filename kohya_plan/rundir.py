@@ -1,0 +1,270 @@
+"""THE owner of a run folder: the name of every file in it, creating it, atomic writes, read-back.
+
+A run folder is made once by `make` (never reused, never overwritten) and then written by
+`launch` while the trainer runs. No other module spells these file names: they ask a `RunDir`
+for paths, write through `write_json`/`write_text` (write to a temporary sibling, then
+`os.replace`, so a reader never sees half a file), and read back through `read_json`, which
+turns a missing, unreadable or hand-mangled file into a `RunDirError` that names the file and
+the way out. Stdlib only; it sits at the bottom of the house so that every stage may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kohya_plan.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+__all__ = [
+    "CHECK",
+    "COMMAND_PS1",
+    "COMMAND_SH",
+    "CONFIG",
+    "DATASET",
+    "EXIT",
+    "LAUNCH",
+    "LOG",
+    "LOGS",
+    "LR_FIND_JSON",
+    "LR_FIND_PNG",
+    "MANIFEST",
+    "PLAN",
+    "PLAN_SOURCE",
+    "PROMPTS",
+    "REPORT",
+    "SUMMARY",
+    "RunDir",
+    "RunDirError",
+    "creating",
+    "fill",
+    "next_run_dir",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+# What `make` writes (in this order), then what `launch` adds.
+PLAN = "plan.toml"
+"""The validated plan, every default spelled out: a run folder is its own record."""
+PLAN_SOURCE = "plan.source.toml"
+"""The plan file exactly as the user wrote it."""
+DATASET = "dataset.toml"
+CONFIG = "config.toml"
+PROMPTS = "prompts.txt"
+COMMAND_SH = "command.sh"
+COMMAND_PS1 = "command.ps1"
+CHECK = "check.json"
+"""What `check` found when the run was made: facts, findings, steps, resolved inputs."""
+LAUNCH = "launch.json"
+"""The exact argv, cwd and environment additions that `launch RUN_DIR` runs."""
+LOG = "train.log"
+"""Everything the trainer printed, byte for byte, as it arrived."""
+EXIT = "exit.json"
+"""How the trainer was started and how it ended (written at start, rewritten at the end)."""
+SUMMARY = "summary.json"
+MANIFEST = "manifest.json"
+"""Epoch/step → LoRA file, and the epoch-numbered copy of the final file (T29)."""
+REPORT = "report.html"
+LOGS = "logs"
+"""sd-scripts' --logging_dir (TensorBoard event files)."""
+LR_FIND_PNG = "lr-find.png"
+LR_FIND_JSON = "lr-find.json"
+
+MADE_BY_MAKE = (PLAN, PLAN_SOURCE, DATASET, CONFIG, PROMPTS, COMMAND_SH, COMMAND_PS1, CHECK, LAUNCH)
+
+
+class RunDirError(UsageError):
+    """A run folder, or a file in it, is missing or cannot be read (exit 2)."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run folder and the paths of its files (absolute: sd-scripts runs elsewhere)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", self.path.expanduser().absolute())
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def plan(self) -> Path:
+        return self.path / PLAN
+
+    @property
+    def dataset_toml(self) -> Path:
+        return self.path / DATASET
+
+    @property
+    def config_toml(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def prompts(self) -> Path:
+        return self.path / PROMPTS
+
+    @property
+    def logging_dir(self) -> Path:
+        return self.path / LOGS
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    def is_made(self) -> bool:
+        """Whether `make` made this folder (it holds launch.json)."""
+        return (self.path / LAUNCH).is_file()
+
+    def was_launched(self) -> bool:
+        """Whether `launch` ever started the trainer here (train.log exists)."""
+        return (self.path / LOG).exists()
+
+    def require_made(self) -> RunDir:
+        """Self, or a RunDirError when this is not a folder made by `make`."""
+        if not self.path.is_dir():
+            msg = f"{self.path} is not a folder — give a run folder made by `kohya-plan make`"
+            raise RunDirError(msg)
+        if not self.is_made():
+            msg = (
+                f"{self.path} is not a run folder (no {LAUNCH}) — give a folder made by "
+                "`kohya-plan make`, or a plan file"
+            )
+            raise RunDirError(msg)
+        return self
+
+    def read_json(self, name: str, *, required: bool = True) -> dict[str, Any] | None:
+        """A JSON object file of this run; a clear RunDirError when missing or corrupt.
+
+        With ``required=False`` a missing file is None (a corrupt one is still an error).
+        """
+        path = self.path / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if not required:
+                return None
+            msg = f"{path} is missing — the run folder is incomplete; make a new one with `make`"
+            raise RunDirError(msg) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"{path} cannot be read ({exc}) — check its permissions, or make a new run"
+            raise RunDirError(msg) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = (
+                f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); it was edited or cut "
+                "short — restore it, or make a new run folder with `make`"
+            )
+            raise RunDirError(msg) from None
+        if not isinstance(data, dict):
+            msg = f"{path} holds {type(data).__name__}, not a JSON object — restore it"
+            raise RunDirError(msg)
+        return data
+
+    def read_text(self, name: str) -> str | None:
+        """A text file of this run, or None when it is missing or unreadable."""
+        try:
+            return (self.path / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+
+    def write_json(self, name: str, data: object) -> Path:
+        """Write a JSON file of this run atomically."""
+        return write_json_atomic(self.path / name, data)
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write a text file of this run atomically."""
+        return write_text_atomic(self.path / name, text)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary sibling, then rename it over ``path`` (never half a file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def write_json_atomic(path: Path, data: object) -> Path:
+    """Write ``data`` as indented UTF-8 JSON, atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def next_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
+    """`<runs>/<name>-<YYYYmmdd-HHMMSS>`, with -2, -3 … if that folder exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    candidate = runs_dir / f"{name}-{stamp}"
+    counter = 2
+    while candidate.exists():
+        candidate = runs_dir / f"{name}-{stamp}-{counter}"
+        counter += 1
+    return candidate
+
+
+@contextlib.contextmanager
+def creating(runs_dir: Path, name: str) -> Iterator[RunDir]:
+    """A NEW, empty run folder for the block to fill; removed again if the block fails.
+
+    The folder appears with an exclusive ``mkdir``, so two `make` in the same second get two
+    folders and an existing folder is never reused. If anything in the block raises (a full
+    disk, a read-only folder, Ctrl-C), everything in the folder is removed with it: a failed
+    `make` leaves no half-written run folder behind.
+    """
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = next_run_dir(runs_dir, name)
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            continue  # made meanwhile by another `make`
+    try:
+        yield RunDir(path)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def fill(
+    run: RunDir,
+    files: dict[str, str],
+    *,
+    source: bytes,
+    check: dict[str, Any],
+    launch: dict[str, Any],
+) -> None:
+    """Write what `make` writes: the rendered files, the plan as written, check.json, launch.json.
+
+    Files are created exclusively (nothing is ever overwritten); launch.json comes last, so its
+    presence marks a complete run folder.
+    """
+    for file_name, text in files.items():
+        with (run.path / file_name).open("x", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    if (run.path / COMMAND_SH).exists():
+        (run.path / COMMAND_SH).chmod(0o755)
+    with (run.path / PLAN_SOURCE).open("xb") as raw:
+        raw.write(source)
+    run.write_json(CHECK, check)
+    run.write_json(LAUNCH, launch)
