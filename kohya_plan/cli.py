@@ -3,38 +3,79 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kohya_plan import __version__
-from kohya_plan.errors import KohyaPlanError, PlanError
+from kohya_plan.errors import EXIT_INTERNAL, EXIT_STOPPED, KohyaPlanError, PlanError
 
 _SET_HELP = "Override a plan key, typed as TOML: --set training.epochs=5 (repeatable)."
 
 
 class _Group(click.Group):
-    """Turns kohya-plan's own errors into messages and exit codes, without a traceback."""
+    """Turns errors into messages and exit codes by kind; `--debug` shows the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except PlanError as exc:
+            if _debug(ctx):
+                raise
             from kohya_plan import display
 
             display.problems(exc.findings)
             ctx.exit(exc.exit_code)
         except KohyaPlanError as exc:
+            if _debug(ctx):
+                raise
             from kohya_plan import display
 
             display.error(str(exc))
             ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            ctx.exit(EXIT_STOPPED)
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            from kohya_plan import display
+
+            display.error(
+                f"kohya-plan failed unexpectedly ({type(exc).__name__}: {exc}) — run the "
+                "command again with --debug to see where, and please report it"
+            )
+            ctx.exit(EXIT_INTERNAL)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.params.get("debug")) or os.environ.get("KOHYA_PLAN_DEBUG", "") not in ("", "0")
+
+
+_EPILOG = """\b
+Exit status:
+  0    done (a launched run succeeded)
+  1    kohya-plan itself failed (a bug: --debug shows the traceback)
+  2    the plan, its data or the command line is wrong (every problem is listed)
+  3    the training failed (the summary names sd-scripts' cause)
+  130  stopped (Ctrl-C, a signal)
+"""
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.version_option(__version__, prog_name="kohya-plan")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of an error (also KOHYA_PLAN_DEBUG=1).",
+)
+def cli(debug: bool) -> None:
     """Plan, check and launch kohya-ss/sd-scripts LoRA training from one TOML file.
 
     \b

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from kohya_plan import rundir
 from kohya_plan.errors import UsageError
 
 _MARK = "# template:"
+PLAN_FILE = rundir.PLAN
+"""The plan file `init` writes into a plan folder (a run folder holds one too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ def get_template(name: str) -> Template:
     return templates[name]
 
 
-def write_template(name: str, folder: Path, file_name: str = "plan.toml") -> Path:
+def write_template(name: str, folder: Path, file_name: str = PLAN_FILE) -> Path:
     """Write a template as a new plan file; never overwrites."""
     template = get_template(name)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,13 @@
-"""Shared fixtures: the CLI runner, plan/dataset builders, and golden-file refresh."""
+"""Shared fixtures: the CLI runner, the guard that keeps unit tests from starting processes,
+the lock that keeps heavy tests apart, an offline Hub, and golden-file refresh."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,8 +16,14 @@ from click.testing import CliRunner, Result
 from kohya_plan.cli import cli
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
+
+# Tests with one of these marks may start real processes; every other test is a unit test.
+PROCESS_MARKS = frozenset({"integration", "sdscripts", "e2e", "slurm", "install", "browser"})
+# Tests with one of these marks need gigabytes of RAM: they take HEAVY_LOCK one at a time,
+# also across pytest processes (a developer's run and CI's, or two worktrees).
+HEAVY_MARKS = frozenset({"sdscripts", "e2e", "slurm", "install"})
+HEAVY_LOCK = Path(tempfile.gettempdir()) / "kohya-plan-heavy.lock"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +49,39 @@ def offline_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     fake_hub(home)
     return home
+
+
+@pytest.fixture(autouse=True)
+def no_real_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests cannot start a process (cibuildwheel's mock_protection): a test that needs
+    one says so with a mark (integration, sdscripts, e2e, slurm, install, browser)."""
+    if PROCESS_MARKS.intersection(m.name for m in request.node.iter_markers()):
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        msg = (
+            f"unit test {request.node.nodeid} tried to start a process ({args[:1]!r}): "
+            "mock it, or mark the test integration"
+        )
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    monkeypatch.setattr(os, "posix_spawn", refuse, raising=False)
+    monkeypatch.setattr(os, "fork", refuse, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def heavy_lock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One heavy test at a time on this machine (sd-scripts runs take 8-15 GB of RAM)."""
+    if not HEAVY_MARKS.intersection(m.name for m in request.node.iter_markers()):
+        yield
+        return
+    with HEAVY_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import toml
@@ -9,9 +10,14 @@ from sdlab import write_png
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from pathlib import Path
 
 __all__ = ["base_plan", "make_images", "write_plan", "write_png"]
+
+
+TESTS = Path(__file__).resolve().parent
+"""The tests folder (fixtures, golden files, artifacts)."""
+REPO = TESTS.parent
+"""The repository root (examples/, vendor/)."""
 
 
 def make_images(

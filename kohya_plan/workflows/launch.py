@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from kohya_plan import rundir
-from kohya_plan.errors import LaunchError
+from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, LaunchError
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import existing_outputs, latest_state
 from kohya_plan.planning import check_plan, locate_trainer, make_run
@@ -303,13 +303,16 @@ def _usage_delta(
 
 
 def exit_code(summary: RunSummary) -> int:
-    """kohya-plan's exit status: 0 succeeded, 130 stopped, else the failure's status (≥ 1)."""
+    """kohya-plan's exit status for a run: 0 succeeded, 130 stopped, 3 the training failed.
+
+    The trainer's own exit status stays in summary.json; it is not passed on, because
+    `accelerate launch` exits 1 whatever happened and 1 and 2 mean other things here.
+    """
     if summary.outcome == "succeeded":
-        return 0
+        return EXIT_OK
     if summary.outcome == "stopped":
-        return 130
-    status = summary.trainer_exit_status or summary.exit_status
-    return status if isinstance(status, int) and status > 0 else 1
+        return EXIT_STOPPED
+    return EXIT_TRAINING_FAILED
 
 
 def is_interactive() -> bool:

@@ -56,7 +56,7 @@ def test_replayed_real_log_gives_progress_and_success(tmp_path: Path, run_cli) -
 
 def test_crash_reports_the_traceback(tmp_path: Path, run_cli) -> None:
     result = run_cli("launch", _project(tmp_path, "--crash"), "--plain")
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # the training failed
     summary = _summary(tmp_path)
     assert summary["outcome"] == "failed"
     assert summary["cause"]["kind"] == "traceback"
@@ -73,7 +73,7 @@ def test_accelerate_exit_1_reports_the_trainers_argparse_error(tmp_path: Path, r
     assert summary["cause"]["kind"] == "argparse"
     assert "--network_dimm" in summary["cause"]["message"]
     assert summary["trainer_exit_status"] == 2  # accelerate itself exited 1
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # the training failed (its cause: argparse)
 
 
 def test_no_data_found_is_a_failure_although_the_trainer_exits_0(tmp_path, run_cli) -> None:
@@ -82,7 +82,7 @@ def test_no_data_found_is_a_failure_although_the_trainer_exits_0(tmp_path, run_c
     assert summary["exit_status"] == 0
     assert summary["outcome"] == "failed"
     assert summary["cause"]["kind"] == "no_data"
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # the training failed
     assert "PARENT" in result.output
 
 
@@ -103,14 +103,14 @@ def test_keep_going_on_nan(tmp_path: Path, run_cli) -> None:
     summary = _summary(tmp_path)
     assert summary["stop_reason"] is None
     assert summary["cause"]["kind"] == "nan_loss"
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # the training failed
 
 
 def test_a_run_folder_is_launched_once(tmp_path: Path, run_cli) -> None:
     plan = _project(tmp_path)
     made = run_cli("make", plan, "--json")
     run_dir = json.loads(made.stdout)["run_dir"]
-    assert run_cli("launch", run_dir, "--quiet").exit_code == 1  # exits 0 without a model saved
+    assert run_cli("launch", run_dir, "--quiet").exit_code == 3  # exits 0 without a model saved
     again = run_cli("launch", run_dir, "--quiet")
     assert again.exit_code == 2
     assert "launched before" in again.output

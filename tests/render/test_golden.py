@@ -10,15 +10,18 @@ compared byte for byte with the files beside it, after the temporary root is rep
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from helpers import make_images
+from helpers import REPO, TESTS, make_images
 
 from kohya_plan.planning import check_plan, make_run
 
-GOLDEN = Path(__file__).parent / "golden"
-EXAMPLE = Path(__file__).parent.parent / "examples" / "tutorial"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+GOLDEN = TESTS / "golden"
+EXAMPLE = REPO / "examples" / "tutorial"
 OUTPUTS = ("dataset.toml", "config.toml", "prompts.txt", "command.sh", "command.ps1", "plan.toml")
 
 

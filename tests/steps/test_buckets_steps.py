@@ -14,10 +14,11 @@ import random
 import struct
 import subprocess
 import zlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sdlab
+from helpers import REPO
 
 from kohya_plan.inputs.scan import list_repeat_folders, scan_folder
 from kohya_plan.steps.buckets import (
@@ -38,7 +39,10 @@ from kohya_plan.steps.count import (
     tutorial_formula,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ROOT = REPO
 SD_SCRIPTS = ROOT / "vendor" / "sd-scripts"
 
 BUCKETS_512 = [

@@ -14,6 +14,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from helpers import TESTS
 
 from kohya_plan.trainlog.events import (
     CheckpointSaved,
@@ -35,7 +36,7 @@ from kohya_plan.trainlog.events import (
 from kohya_plan.trainlog.records import LogParser
 from kohya_plan.trainlog.replay import parse_log, replay, replay_events
 
-LOGS = Path(__file__).parent / "fixtures" / "logs"
+LOGS = TESTS / "fixtures" / "logs"
 RUNS = sorted({p.name.split(".")[0] for p in LOGS.glob("*.stderr.txt")})
 WORK = "<WORK>/sdlab"  # the placeholder the sanitised logs use for the lab folder
 

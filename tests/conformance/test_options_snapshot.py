@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sdlab
+from helpers import REPO
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from pathlib import Path
+
+REPO_ROOT = REPO
 SNAPSHOT = REPO_ROOT / "kohya_plan" / "data" / "sd_scripts_options.json"
 SNAPSHOT_SCRIPT = REPO_ROOT / "scripts" / "snapshot_sd_scripts_options.py"
 VENDOR_SD_SCRIPTS = REPO_ROOT / "vendor" / "sd-scripts"
@@ -61,6 +64,7 @@ def train_network(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return options
 
 
+@pytest.mark.integration  # starts a Python (or git) subprocess
 def test_commit_matches_submodule_pin(snapshot: dict[str, Any]) -> None:
     assert snapshot["sd_scripts_commit"] == gitlink_commit()
 

@@ -12,11 +12,10 @@ import base64
 import json
 import re
 from html.parser import HTMLParser
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import base_plan, make_images, write_plan, write_png
+from helpers import TESTS, base_plan, make_images, write_plan, write_png
 
 from kohya_plan.loading import load_plan
 from kohya_plan.planning import check_plan, make_run
@@ -26,7 +25,10 @@ from kohya_plan.report.gather import parse_sample_name, read_prompts
 from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.workflows.results import finish_summary
 
-LOGS = Path(__file__).parent / "fixtures" / "logs"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LOGS = TESTS / "fixtures" / "logs"
 PROMPTS = [
     "testchar, red hair, smiling --n lowres --w 64 --h 64 --d 7",
     "testchar <b>bold</b> & blue sky --w 64 --h 64 --d 8",

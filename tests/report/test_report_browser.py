@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from helpers import TESTS
 from test_report import (
     finish,
     lora,
@@ -27,7 +28,7 @@ from test_report import (
 
 from kohya_plan.report import write_report
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = TESTS / "artifacts"
 
 
 def find_chromium() -> str | None:
@@ -39,10 +40,13 @@ def find_chromium() -> str | None:
 
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed (apt-get install chromium); the browser check needs it",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Chromium is not installed (apt-get install chromium); the browser check needs it",
+    ),
+]
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,7 +190,7 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
 
 def test_failed_run_renders_in_chromium(tmp_path: Path) -> None:
     run_dir = make_run_dir(tmp_path, sampling={})
-    logs = Path(__file__).parent / "fixtures" / "logs"
+    logs = TESTS / "fixtures" / "logs"
     log = (logs / "run7_fail_model.stdout.txt").read_bytes()
     log += (logs / "run7_fail_model.stderr.txt").read_bytes()
     finish(run_dir, log, exit_status=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from kohya_plan.loading import load_plan
 from kohya_plan.templates import list_templates
@@ -71,7 +72,7 @@ def test_unknown_template_lists_the_known_ones(tmp_path: Path, run_cli) -> None:
 
 
 def test_example_checks_clean(run_cli) -> None:
-    example = Path(__file__).parent.parent / "examples" / "tutorial" / "plan.toml"
+    example = REPO / "examples" / "tutorial" / "plan.toml"
     result = run_cli("check", example)
     assert result.exit_code == 0, result.output
     assert "1200 optimization steps" in result.output

@@ -18,11 +18,12 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imagesize
 import pytest
 import sdlab
+from helpers import REPO
 
 from kohya_plan.inputs.scan import (
     IMAGE_EXTENSIONS,
@@ -33,7 +34,10 @@ from kohya_plan.inputs.scan import (
     scan_folder,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ROOT = REPO
 SD_SCRIPTS = ROOT / "vendor" / "sd-scripts"
 IMAGESIZE_2 = not str(getattr(imagesize, "__version__", "1")).startswith("1.")
 
@@ -569,6 +573,7 @@ def test_captions_match_sd_scripts(tmp_path: Path) -> None:
         assert state is (CaptionState.EMPTY if not bad else CaptionState.NOT_UTF8)
 
 
+@pytest.mark.integration  # starts a Python (or git) subprocess
 def test_no_third_party_imports_in_scan() -> None:
     code = (
         "import sys, kohya_plan.inputs.scan, kohya_plan.steps.buckets, kohya_plan.steps.count;"

@@ -210,6 +210,7 @@ def test_set_overrides_typed_as_toml(report, run_cli) -> None:
     assert doc["steps"]["batches_per_epoch"] == 9
 
 
+@pytest.mark.integration  # starts a Python (or git) subprocess
 def test_cli_import_stays_light() -> None:
     code = (
         "import sys, kohya_plan.cli; "

@@ -1,0 +1,212 @@
+"""What `check`, `make`, `launch` (at the end) and `lr-find` print: findings, tables, summaries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from kohya_plan.display.console import OUT as _out
+from kohya_plan.display.live import loss_text as _loss
+from kohya_plan.summary import format_clock as _clock
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kohya_plan.checks.report import CheckReport
+    from kohya_plan.findings import Finding
+    from kohya_plan.summary import RunSummary
+    from kohya_plan.workflows.lrfind.run import LrFindResult
+
+
+def _finding_line(finding: Finding) -> Text:
+    if finding.waived:
+        mark, style = "~ ", "dim"
+    elif finding.severity == "error":
+        mark, style = "✗ ", "red"
+    else:
+        mark, style = "! ", "yellow"
+    line = Text("  " + mark, style=style) + Text(str(finding))
+    line.append(f"  [{finding.id}, {finding.ref}]", style="dim")
+    if finding.waived:
+        line.append("  (waived)", style="dim")
+    return line
+
+
+def findings(items: Iterable[Finding]) -> None:
+    """Errors first, then advice, then waived findings."""
+    items = list(items)
+    errors = [f for f in items if f.severity == "error" and not f.waived]
+    advice = [f for f in items if f.severity == "advice" and not f.waived]
+    waived = [f for f in items if f.waived]
+    for title, group, style in (
+        ("Errors", errors, "bold red"),
+        ("Advice", advice, "bold yellow"),
+        ("Waived", waived, "dim"),
+    ):
+        if group:
+            _out.print(Text(f"{title} ({len(group)}):", style=style))
+            for finding in group:
+                _out.print(_finding_line(finding))
+
+
+def check_report(report: CheckReport) -> None:
+    """The full `check` output: dataset table, steps, file size, findings, verdict."""
+    plan, facts = report.plan, report.facts
+    if facts.folders:
+        table = Table(title="Dataset", title_justify="left", show_edge=False, pad_edge=False)
+        for column in ("folder", "repeats", "images", "captions", "sizes", "kind"):
+            if column == "folder":
+                table.add_column(column, overflow="fold", ratio=1)
+            else:
+                table.add_column(column, justify="right", no_wrap=True)
+        for folder in facts.folders:
+            sizes = sorted(set(folder.sizes))
+            size_text = ", ".join(f"{w}x{h}" for w, h in sizes[:3])
+            if len(sizes) > 3:
+                size_text += f" (+{len(sizes) - 3})"
+            try:
+                where = str(folder.subset.image_dir.relative_to(report.plan_path.parent))
+            except ValueError:
+                where = str(folder.subset.image_dir)
+            table.add_row(
+                where,
+                str(folder.subset.repeats),
+                str(folder.images),
+                str(folder.captions),
+                size_text or "-",
+                "reg" if folder.subset.is_reg else "train",
+            )
+        _out.print(table)
+    steps = facts.steps
+    if steps is not None:
+        _out.print(Text("Steps", style="bold"))
+        train = [f for f in facts.folders if not f.subset.is_reg]
+        images = sum(f.images for f in train)
+        repeats = {f.subset.repeats for f in train}
+        repeat_text = f"{repeats.pop()} repeats" if len(repeats) == 1 else "repeats"
+        _out.print(
+            f"  tutorial formula (T6): {images} images × {repeat_text} × "
+            f"{steps.epochs} epochs / batch {plan.training.batch_size} = "
+            f"{steps.tutorial_formula:g}"
+        )
+        _out.print(
+            f"  sd-scripts will run:   {steps.batches_per_epoch} batches per epoch, "
+            f"{steps.steps_per_epoch} steps per epoch × {steps.epochs} epochs = "
+            f"{steps.total_optimization_steps} optimization steps"
+        )
+        if steps.buckets:
+            buckets = ", ".join(f"{w}x{h}: {n}" for w, h, n in steps.buckets)
+            _out.print(f"  buckets (images × repeats): {buckets}")
+        if steps.reg_samples:
+            _out.print(f"  regularization samples (balanced to training): {steps.reg_samples}")
+    _out.print(
+        f"LoRA file: {report.lora_parameters:,} parameters, about "
+        f"{report.lora_file_bytes / 2**20:.1f} MiB each ({plan.output.save_precision})"
+    )
+    findings(report.findings)
+    if report.ok:
+        _out.print(Text("✓ plan is ready for `kohya-plan make`", style="bold green"))
+    else:
+        _out.print(Text("✗ fix the errors above (or waive them in [rules])", style="bold red"))
+
+
+def made(run_dir: str, command: str, shell_name: str) -> None:
+    """What `make` wrote and the command to run."""
+    _out.print(Text("Run folder: ", style="bold") + Text(run_dir))
+    _out.print(Text(f"Command ({shell_name}):", style="bold"))
+    _out.print(Text(command))
+    _out.print(Text("Start it with: ", style="bold") + Text(f"kohya-plan launch {run_dir}"))
+
+
+def run_summary(summary: RunSummary, run_dir: str) -> None:
+    """The end-of-run summary: outcome, steps, loss, files, and a failure's cause."""
+    style = {"succeeded": "bold green", "stopped": "bold yellow"}.get(summary.outcome, "bold red")
+    status = "" if summary.exit_status is None else f" (exit status {summary.exit_status})"
+    _out.print(Text(f"Run {summary.outcome}{status}", style=style) + Text(f": {run_dir}"))
+    total = summary.steps_total if summary.steps_total is not None else "?"
+    speed = (
+        f", {summary.seconds_per_step:.2f} s/step" if summary.seconds_per_step is not None else ""
+    )
+    epochs = ""
+    if summary.epochs_total:
+        epochs = f", epoch {summary.epochs_done or 0} of {summary.epochs_total}"
+    _out.print(
+        f"  steps {summary.steps_done}/{total}{epochs}, wall time {_clock(summary.wall_s)}{speed}"
+    )
+    loss = summary.loss
+    if loss.first is not None:
+        change = "" if loss.change is None else f" ({loss.change * 100:+.1f} %)"
+        _out.print(
+            f"  avr_loss first {_loss(loss.first)}, last {_loss(loss.last)}, lowest "
+            f"{_loss(loss.lowest)} at step {loss.lowest_step}; trend {loss.trend}{change}"
+        )
+    epochs_seen = sorted(set(loss.per_epoch_log) | set(loss.per_epoch_tensorboard))
+    if epochs_seen:
+        table = Table(show_edge=False, pad_edge=False, title_justify="left")
+        table.add_column("epoch", justify="right")
+        table.add_column("avr_loss (log)", justify="right")
+        table.add_column("loss/epoch_average (TensorBoard)", justify="right")
+        for epoch in epochs_seen:
+            table.add_row(
+                str(epoch),
+                _loss(loss.per_epoch_log.get(epoch)),
+                _loss(loss.per_epoch_tensorboard.get(epoch)),
+            )
+        _out.print(table)
+    _out.print(
+        Text(
+            "  (loss alone says little about quality: compare the epochs' samples, T24/T30)",
+            style="dim",
+        )
+    )
+    if summary.files:
+        _out.print(Text("LoRA files:", style="bold"))
+        for item in summary.files:
+            label = (
+                "final"
+                if item.final
+                else f"epoch {item.epoch}"
+                if item.epoch is not None
+                else f"step {item.step}"
+            )
+            _out.print(f"  {label:>10}  {item.bytes / 2**20:8.1f} MiB  {item.path}")
+        if summary.final_copy:
+            _out.print(f"  final file also saved as {summary.final_copy} (T29)")
+    elif summary.outcome != "succeeded":
+        _out.print("  no LoRA file was saved")
+    for warning in summary.warnings[:5]:
+        _out.print(Text(f"  warning: {warning}", style="yellow"))
+    cause = summary.cause
+    if cause is not None and summary.outcome != "succeeded":
+        _out.print(Text(f"Cause: {cause.kind}: {cause.message}", style="bold red"))
+        for line in cause.lines[-8:]:
+            _out.print(Text(f"  | {line}", style="dim"))
+        if cause.advice:
+            _out.print(Text(f"What to do: {cause.advice}"))
+    if summary.stop_reason and summary.escalation:
+        _out.print(f"  stopped by {summary.stop_reason}; trainer ended {summary.escalation}")
+
+
+def lr_find_result(result: LrFindResult) -> None:
+    """The learning-rate chart, what it means, and the new plan."""
+    from kohya_plan.workflows.lrfind.search import describe, text_chart
+
+    _out.print(Text("lr/d*lr/unet (the learning rate the optimizer chose)", style="bold"))
+    for line in text_chart(result.points):
+        _out.print(Text(line))
+    plateau = result.plateau
+    style = "bold green" if plateau.settled else "bold yellow"
+    _out.print(Text(describe(plateau), style=style))
+    if result.text_encoder is not None:
+        _out.print(Text("  text encoder: " + describe(result.text_encoder, "lr/d*lr/textencoder")))
+    _out.print(Text("New plan: ", style="bold") + Text(str(result.new_plan)))
+    _out.print(Text(f"Chart: {result.chart}"))
+    if not plateau.settled:
+        _out.print(
+            Text(
+                "The value is the last one seen, not a settled one: treat it with care.",
+                style="yellow",
+            )
+        )
