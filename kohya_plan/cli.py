@@ -268,7 +268,7 @@ def launch(
 
     Runs exactly the command `make --dry-run` shows, shows progress, stops cleanly on
     Ctrl-C (twice: at once), and ends with a summary (also in summary.json).
-    Exit status: 0 when the run succeeded, 130 when stopped, else the failure's status.
+    Exit status: 0 when the run succeeded, 3 when the training failed, 130 when stopped.
 
     \b
     Examples:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,15 @@ def heavy_lock(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     with HEAVY_LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.__stderr__.write(
+                f"\n[{request.node.nodeid}] waiting for {HEAVY_LOCK}: another heavy test or "
+                "sd-scripts run holds it (one at a time: they need most of the RAM)\n"
+            )
+            sys.__stderr__.flush()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -80,9 +80,13 @@ def canonical_optimizer(name: str) -> str | None:
 
 
 def is_adaptive(name: str) -> bool:
-    """DAdapt*/Prodigy pick their own step size: they want learning rates around 1.0."""
-    lowered = name.lower()
-    return lowered.startswith("dadapt") or lowered == "prodigy"
+    """DAdapt*/Prodigy* pick their own step size: they want learning rates around 1.0.
+
+    The one place that decides it (checks, lr-find and the report ask here). A dotted class
+    counts by its class name: `prodigyplus.ProdigyPlusScheduleFree` is adaptive too.
+    """
+    lowered = name.rpartition(".")[2].lower()
+    return lowered.startswith(("dadapt", "prodigy"))
 
 
 def _suggest(value: str, choices: tuple[str, ...]) -> str:

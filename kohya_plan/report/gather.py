@@ -25,6 +25,7 @@ from kohya_plan.loading import loads_toml
 from kohya_plan.rundir import RunDir
 from kohya_plan.summary import Cause, LoraFile, LossSummary, RunSummary
 from kohya_plan.trainlog import events as ev
+from kohya_plan.trainlog.splitter import strip_ansi
 
 if sys.version_info >= (3, 11):
     pass
@@ -49,7 +50,6 @@ _SAMPLE_REST = re.compile(
     r"(?:e(?P<epoch>\d{6,})|(?P<step>\d{6,}))_(?P<index>\d{2,})_(?P<stamp>\d{14})"
     r"(?:_(?P<seed>\d+))?\.png"
 )
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 _GROUP_TAG = re.compile(r"lr/group\d+")
 _STEP_FACTS = (
     (ev.TRAIN_IMAGES, "images × repeats"),
@@ -403,7 +403,7 @@ def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
     text = data.decode("utf-8", errors="replace")
     out = []
     for line in text.split("\n")[1 if size > _LOG_TAIL_BYTES else 0 :]:
-        frames = [f for f in _ANSI.sub("", line).split("\r") if f.strip()]
+        frames = [f for f in strip_ansi(line).split("\r") if f.strip()]
         if frames:
             out.append(frames[-1].rstrip())
     return tuple(out[-lines:])

@@ -143,3 +143,21 @@ def test_lora_size_t11() -> None:
     plan = _plan(network={"dim": 128, "alpha": 64})
     assert lora_parameters(plan) == 75_497_472
     assert lora_file_bytes(plan) == 144 * 2**20  # T11: rank 128 is the 144 MB file (fp16)
+
+
+@pytest.mark.parametrize(
+    ("name", "adaptive"),
+    [
+        ("DAdaptAdam", True),
+        ("dadaptation", True),
+        ("Prodigy", True),
+        ("prodigyplus.ProdigyPlusScheduleFree", True),
+        ("AdamW8bit", False),
+        ("Lion", False),
+        ("pytorch_optimizer.CAME", False),
+    ],
+)
+def test_adaptive_optimizers_are_decided_in_one_place(name: str, adaptive: bool) -> None:
+    from kohya_plan.plan.optimizer import is_adaptive
+
+    assert is_adaptive(name) is adaptive

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from kohya_plan.errors import LaunchError
 from kohya_plan.inputs.checkpoint import (
+    CHECKPOINT_SUFFIXES,
     CheckpointError,
     detect_family,
     diffusers_family,
@@ -373,14 +374,16 @@ def _complete_pipeline(
 
 
 def _not_a_pipeline(context: Context, files: Sequence[str]) -> LaunchError:
-    candidates = [f for f in files if f.lower().endswith((".safetensors", ".ckpt"))]
+    candidates = [f for f in files if f.lower().endswith(CHECKPOINT_SUFFIXES)]
     text = f"{context.ref} is not a Diffusers model (no model_index.json)"
     if candidates:
         ref = context.ref
         shown = ", ".join(str(HubRef(ref.repo_id, ref.revision, c)) for c in candidates[:5])
         more = f" (and {len(candidates) - 5} more)" if len(candidates) > 5 else ""
         return context.fail(f"{text}; name one of its checkpoint files: {shown}{more}.")
-    return context.fail(f"{text} and has no .safetensors/.ckpt file to use instead.")
+    return context.fail(
+        f"{text} and has no checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)}) to use instead."
+    )
 
 
 def resolve_vae(ref: HubRef, *, progress: bool = True, cache_dir: Path | None = None) -> Path:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kohya_plan import rundir
 from kohya_plan.errors import LaunchError
 from kohya_plan.loading import apply_overrides, loads_toml, read_toml, validate_plan
+from kohya_plan.plan.optimizer import is_adaptive
 from kohya_plan.planning import check_data
 from kohya_plan.render.toml_text import toml_table
 from kohya_plan.trainlog.tensorboard import read_scalars
@@ -73,7 +74,7 @@ def lr_find(
     plateau = lrfind.find_plateau(points)
     te_points = scalars.get(lrfind.TE_TAG) or []
     te_plateau = lrfind.find_plateau(te_points) if te_points else None
-    adaptive_before = original.optimizer.type.lower().startswith(("dadapt", "prodigy"))
+    adaptive_before = is_adaptive(original.optimizer.type)
     scheduler = "cosine_with_restarts" if adaptive_before else original.optimizer.scheduler
     table = lrfind.optimizer_table(
         plateau.value,
