@@ -199,8 +199,8 @@ def _preflight(argv: list[str]) -> None:
     script = next((a for a in argv if a.endswith("train_network.py")), None)
     if script is not None and not Path(script).is_file():
         msg = (
-            f"sd-scripts is not at {Path(script).parent} — run `git submodule update --init "
-            "vendor/sd-scripts` and scripts/setup-sd-scripts, or set launch.sd_scripts "
+            f"sd-scripts is not at {Path(script).parent} — run `kohya-plan setup` (in a "
+            "clone of kohya-plan: scripts/setup-sd-scripts), or set launch.sd_scripts "
             "(or KOHYA_SD_SCRIPTS) and make the run again"
         )
         raise LaunchError(msg)
@@ -208,7 +208,7 @@ def _preflight(argv: list[str]) -> None:
     if os.sep in program or "/" in program:
         if not Path(program).is_file():
             msg = (
-                f"the Python for sd-scripts is not at {program} — run scripts/setup-sd-scripts "
+                f"the Python for sd-scripts is not at {program} — run `kohya-plan setup` "
                 "or set launch.python (or KOHYA_SD_PYTHON)"
             )
             raise LaunchError(msg)

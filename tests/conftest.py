@@ -39,6 +39,16 @@ def offline_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_managed_installation(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test finds a `kohya-plan setup` installation of this machine's user: an empty home."""
+    home = tmp_path_factory.mktemp("kohya-plan-home")
+    monkeypatch.setenv("KOHYA_PLAN_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

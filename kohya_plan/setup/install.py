@@ -620,7 +620,9 @@ def setup(
             outcome = StepOutcome(step.name, title, "ok", "already right")
         elif check_only:
             outcome = StepOutcome(step.name, title, "needed", why)
-            blocked = blocked or step.name in ("checkout", "venv")
+            # Later checks still mean something unless the folder they look into is missing.
+            missing = {"checkout": where.sd_scripts, "venv": where.python}.get(step.name)
+            blocked = blocked or (missing is not None and not missing.exists())
         else:
             try:
                 detail = step.run(ctx)

@@ -15,7 +15,10 @@ import os
 import subprocess
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FAKE_WHEELS = {
     "torch": "2.14.1",
@@ -45,7 +48,9 @@ def _record_line(name, data):
 def _wheel(directory, files):
     files = dict(files)
     files[f"{DIST}/METADATA"] = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n"
-    files[f"{DIST}/WHEEL"] = "Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    files[f"{DIST}/WHEEL"] = (
+        "Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    )
     lines = [_record_line(n, d.encode()) for n, d in files.items()] + [f"{DIST}/RECORD,,"]
     files[f"{DIST}/RECORD"] = "\\n".join(lines) + "\\n"
     name = f"{NAME}-{VERSION}-py3-none-any.whl"
@@ -64,7 +69,8 @@ def get_requires_for_build_editable(config_settings=None):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    return _wheel(wheel_directory, {"library/__init__.py": (ROOT / "library/__init__.py").read_text()})
+    code = (ROOT / "library/__init__.py").read_text()
+    return _wheel(wheel_directory, {"library/__init__.py": code})
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
