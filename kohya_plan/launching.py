@@ -208,8 +208,9 @@ def _preflight(argv: list[str]) -> None:
     if os.sep in program or "/" in program:
         if not Path(program).is_file():
             msg = (
-                f"the Python for sd-scripts is not at {program} — run `kohya-plan setup` "
-                "or set launch.python (or KOHYA_SD_PYTHON)"
+                f"the Python for sd-scripts is not at {program} — run `kohya-plan setup` (in "
+                "a clone of kohya-plan: scripts/setup-sd-scripts) or set launch.python (or "
+                "KOHYA_SD_PYTHON)"
             )
             raise LaunchError(msg)
     elif shutil.which(program) is None:

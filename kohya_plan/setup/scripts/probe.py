@@ -84,12 +84,42 @@ def _torch():
     return info
 
 
+def _default_config_file():
+    """accelerate's own formula (commands/config/config_args.py), for when it cannot import."""
+    cache = os.path.expanduser(
+        os.environ.get(
+            "HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+        )
+    )
+    yaml_file = os.path.join(cache, "accelerate", "default_config.yaml")
+    json_file = os.path.join(cache, "accelerate", "default_config.json")
+    return yaml_file if os.path.isfile(yaml_file) or not os.path.isfile(json_file) else json_file
+
+
+def _flat_yaml(text):
+    """The top-level `key: value` lines of a YAML file, for when pyyaml is not installed."""
+    values = {}
+    for line in text.splitlines():
+        if not line or line[0] in " #-" or ":" not in line:
+            continue
+        key, _, raw = line.partition(":")
+        raw = raw.strip().strip("'\"")
+        lowered = raw.lower()
+        if lowered in ("true", "false"):
+            values[key.strip()] = lowered == "true"
+        elif raw.isdigit():
+            values[key.strip()] = int(raw)
+        elif raw:
+            values[key.strip()] = None if lowered in ("null", "~") else raw
+    return values
+
+
 def _accelerate_config():
     """The config file `accelerate launch` would read by default, and what it sets."""
     try:
         from accelerate.commands.config.config_args import default_config_file
-    except BaseException as exc:
-        return {"error": _error(exc)}
+    except BaseException:  # accelerate missing or broken: the same formula, by hand
+        default_config_file = _default_config_file()
     info = {"path": default_config_file, "exists": os.path.isfile(default_config_file)}
     if info["exists"]:
         try:
@@ -97,9 +127,12 @@ def _accelerate_config():
                 if default_config_file.endswith(".json"):
                     info["values"] = json.load(fh)
                 else:
-                    import yaml
-
-                    info["values"] = yaml.safe_load(fh) or {}
+                    try:
+                        import yaml
+                    except ImportError:  # accelerate (and so pyyaml) missing
+                        info["values"] = _flat_yaml(fh.read())
+                    else:
+                        info["values"] = yaml.safe_load(fh) or {}
         except Exception as exc:
             info["error"] = _error(exc)
     return info
