@@ -261,9 +261,14 @@ def _checkout_title(ctx: _Context) -> str:
     return f"sd-scripts {ctx.commit[:10]} in {ctx.layout.sd_scripts}"
 
 
+def _is_empty(path: Path) -> bool:
+    """Missing, or an empty folder (e.g. a git submodule that was never initialised)."""
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
 def _checkout_check(ctx: _Context) -> str | None:
     path = ctx.layout.sd_scripts
-    if not path.exists():
+    if _is_empty(path):
         return "not there yet"
     head = git_head(path)
     if head is None:
@@ -277,7 +282,7 @@ def _checkout_run(ctx: _Context) -> str:
     path = ctx.layout.sd_scripts
     source = _source(ctx.options)
     fix = f"check that --from {ctx.options.source} is reachable and holds {ctx.commit[:10]}"
-    if path.exists():
+    if not _is_empty(path):
         head = git_head(path)
         if head is None or not (path / ".git" / MARKER).exists():
             where = "is not a git checkout" if head is None else f"is a checkout at {head[:10]}"
@@ -300,6 +305,8 @@ def _checkout_run(ctx: _Context) -> str:
     _checkout_commit(ctx, partial, source)
     (partial / ".git" / MARKER).write_text(f"{MADE_BY} from {ctx.options.source}\n")
     missing = _missing_files(partial)
+    if path.is_dir():
+        path.rmdir()  # empty: nothing to lose
     partial.rename(path)
     if missing:
         shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
@@ -622,7 +629,7 @@ def setup(
             outcome = StepOutcome(step.name, title, "needed", why)
             # Later checks still mean something unless the folder they look into is missing.
             missing = {"checkout": where.sd_scripts, "venv": where.python}.get(step.name)
-            blocked = blocked or (missing is not None and not missing.exists())
+            blocked = blocked or (missing is not None and _is_empty(missing))
         else:
             try:
                 detail = step.run(ctx)
