@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -649,4 +649,4 @@ def setup(
         ctx.record["complete"] = False
         with contextlib.suppress(OSError):
             _write_record(where, ctx.record)
-    return replace(report, steps=list(report.steps))
+    return report
