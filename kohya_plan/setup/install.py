@@ -199,6 +199,7 @@ class _Step:
     title: Callable[[_Context], str]
     check: Callable[[_Context], str | None]  # None: already right; else what is wrong
     run: Callable[[_Context], str]  # returns a detail line
+    needs: tuple[str, ...] = ()  # steps whose folder must be there for this check to mean much
 
 
 def _display(argv: Sequence[str]) -> str:
@@ -538,10 +539,18 @@ def _verify_run(ctx: _Context) -> str:
 STEPS = (
     _Step("checkout", _checkout_title, _checkout_check, _checkout_run),
     _Step("venv", _venv_title, _venv_check, _venv_run),
-    _Step("torch", _torch_title, _torch_check, _torch_run),
-    _Step("requirements", _requirements_title, _requirements_check, _requirements_run),
-    _Step("sd-scripts", _sd_scripts_title, _sd_scripts_check, _sd_scripts_run),
-    _Step("verify", _verify_title, _verify_check, _verify_run),
+    _Step("torch", _torch_title, _torch_check, _torch_run, ("venv",)),
+    _Step(
+        "requirements",
+        _requirements_title,
+        _requirements_check,
+        _requirements_run,
+        ("checkout", "venv"),
+    ),
+    _Step(
+        "sd-scripts", _sd_scripts_title, _sd_scripts_check, _sd_scripts_run, ("checkout", "venv")
+    ),
+    _Step("verify", _verify_title, _verify_check, _verify_run, ("checkout", "venv")),
 )
 
 
@@ -617,19 +626,21 @@ def setup(
     ctx = _Context(where, options, commit, torch, installer, view)
     ctx.record = read_record(where.record) or {}
     report = SetupReport(where, commit, torch, installer.kind)
-    blocked = False
+    absent: set[str] = set()  # (--check) steps whose folder is not there
     for index, step in enumerate(STEPS, 1):
         title = step.title(ctx)
         view.step(index, len(STEPS), title)
         started = time.monotonic()
-        why = "needs the steps above" if blocked else step.check(ctx)
+        waiting = [name for name in step.needs if name in absent]
+        why = f"needs the {' and '.join(waiting)} first" if waiting else step.check(ctx)
         if why is None:
             outcome = StepOutcome(step.name, title, "ok", "already right")
         elif check_only:
             outcome = StepOutcome(step.name, title, "needed", why)
             # Later checks still mean something unless the folder they look into is missing.
-            missing = {"checkout": where.sd_scripts, "venv": where.python}.get(step.name)
-            blocked = blocked or (missing is not None and _is_empty(missing))
+            folder = {"checkout": where.sd_scripts, "venv": where.python}.get(step.name)
+            if folder is not None and _is_empty(folder):
+                absent.add(step.name)
         else:
             try:
                 detail = step.run(ctx)
