@@ -256,3 +256,16 @@ def test_killed_mid_step_then_a_rerun_finishes(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "sd-scripts (library) not installed" in again.stdout
     assert managed_installation(home) is not None
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH (pipx install uv)")
+def test_uv_makes_the_same_installation(tmp_path: Path, sources: tuple[Mirror, Path]) -> None:
+    home = tmp_path / "home"
+    options = _options(home, sources, installer="uv")
+    report = setup(options, machine=NO_GPU)
+    assert report.complete
+    assert report.installer == "uv"
+    record = read_record(home / "venv" / RECORD_NAME)
+    assert record is not None
+    assert set(record["steps"]) == {"venv", "torch", "requirements", "sd-scripts"}
+    assert set(_statuses(setup(options, machine=NO_GPU)).values()) == {"ok"}
