@@ -320,6 +320,13 @@ def _checkout_run(ctx: _Context) -> str:
 
 def _checkout_commit(ctx: _Context, path: Path, source: str) -> None:
     status, out = _git(["checkout", "--quiet", "--detach", ctx.commit], cwd=path)
+    if status != 0 and "would be overwritten" in out:
+        msg = (
+            f"local changes in {path} block the checkout of {ctx.commit[:10]} — keep them "
+            f"with `git -C {path} stash` (or discard them with `git -C {path} checkout .`), "
+            "then run setup again\n  git said: " + " ".join(out.split())[:400]
+        )
+        raise SetupError(msg)
     if status != 0 or git_head(path) != ctx.commit:
         msg = (
             f"commit {ctx.commit} is not in {source} — update that mirror (`git fetch`), or "
