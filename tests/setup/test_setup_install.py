@@ -269,3 +269,21 @@ def test_uv_makes_the_same_installation(tmp_path: Path, sources: tuple[Mirror, P
     assert record is not None
     assert set(record["steps"]) == {"venv", "torch", "requirements", "sd-scripts"}
     assert set(_statuses(setup(options, machine=NO_GPU)).values()) == {"ok"}
+
+
+def test_local_edits_in_the_checkout_are_never_overwritten(
+    tmp_path: Path, sources: tuple[Mirror, Path]
+) -> None:
+    home = tmp_path / "home"
+    options = _options(home, sources)
+    setup(options, machine=NO_GPU)
+    checkout = home / "sd-scripts"
+    subprocess.run(
+        ["git", "-C", str(checkout), "checkout", "-q", "--detach", sources[0].other], check=True
+    )
+    (checkout / "train_network.py").write_text("print('my own edit')\n")
+    with pytest.raises(
+        SetupError, match=r"local changes in .* block the checkout.*git -C .* stash"
+    ):
+        setup(options, machine=NO_GPU)
+    assert (checkout / "train_network.py").read_text() == "print('my own edit')\n"
