@@ -400,7 +400,6 @@ _TOOL_NOTABLE = (
     "ERROR",
     "error",
     "fatal",
-    "WARNING",
 )
 
 
