@@ -649,6 +649,11 @@ def setup(
             if folder is not None and _is_empty(folder):
                 absent.add(step.name)
         else:
+            if ctx.record.get("complete"):
+                # Being changed: not complete until every step is right again (a kill now
+                # must not leave a record that plans would trust).
+                ctx.record["complete"] = False
+                _write_record(where, ctx.record)
             try:
                 detail = step.run(ctx)
             except SetupError:

@@ -110,6 +110,20 @@ def test_rerun_repairs_a_removed_package_and_a_moved_checkout(
     assert f"at {sources[0].other[:10]}" in why["checkout"]
     assert managed_installation(home) is not None, "--check leaves the record alone"
 
+    class Interrupt:  # Ctrl-C while the first repair runs
+        def step(self, index: int, total: int, title: str) -> None:
+            pass
+
+        def line(self, text: str) -> None:
+            raise KeyboardInterrupt
+
+        def done(self, outcome: object) -> None:
+            pass
+
+    with pytest.raises(KeyboardInterrupt):
+        setup(options, Interrupt(), machine=NO_GPU)
+    assert managed_installation(home) is None, "a half-repaired installation is not trusted"
+
     repaired = setup(options, machine=NO_GPU)
     assert repaired.complete
     assert _statuses(repaired)["requirements"] == "done"
