@@ -124,6 +124,7 @@ class DoctorFacts:
     tokenizers: dict[str, bool] = field(default_factory=dict)
     disks: tuple[tuple[str, Path, int | None], ...] = ()
     needs: PlanNeeds | None = None
+    expected_torch: str | None = None  # the torch `kohya-plan setup` installed there
 
 
 # --- evaluation (pure) ----------------------------------------------------------------------
@@ -297,6 +298,17 @@ def _torch(facts: DoctorFacts) -> list[Diagnosis]:
                     _pip_fix(facts, f"torchvision=={wanted}") + " or " + _setup_fix(facts),
                 )
             )
+    expected = facts.expected_torch
+    if expected and release(version)[:3] != release(expected)[:3]:
+        found.append(
+            Diagnosis(
+                "torch-changed",
+                "warn",
+                "torch",
+                f"{version} is not the {expected} that `kohya-plan setup` installed here",
+                "run `kohya-plan setup` (puts it back)",
+            )
+        )
     cuda_build = info.get("cuda_build")
     driver = facts.driver_cuda
     if cuda_build and driver is not None and release(str(cuda_build))[:2] > driver:
@@ -829,8 +841,10 @@ def gather(
     *,
     sd_scripts: Path | None = None,
     python: str | None = None,
+    target: Target | None = None,
 ) -> DoctorFacts:
-    """Everything the doctor looks at, for a plan or for the default installation."""
+    """Everything the doctor looks at, for a plan or for the default installation
+    (`target`, when given, is what `locate` found already)."""
     from kohya_plan import hub
     from kohya_plan.hardware import NVIDIA_SMI, query_gpus
     from kohya_plan.options import sd_scripts_commit
@@ -845,9 +859,14 @@ def gather(
 
         plan = load_plan(plan_path)
         needs = plan_needs(plan, plan_path)
-    target = locate(
-        plan, plan_path.parent if plan_path else None, sd_scripts=sd_scripts, python=python
-    )
+    if target is None:
+        target = locate(
+            plan, plan_path.parent if plan_path else None, sd_scripts=sd_scripts, python=python
+        )
+    installed = managed_installation()
+    expected_torch = None
+    if installed is not None and target.python == str(installed.python):
+        expected_torch = installed.torch.partition(" ")[0].partition("==")[2] or None
     requirements = None
     req_file = target.sd_scripts / "requirements.txt"
     if req_file.is_file():
@@ -901,6 +920,7 @@ def gather(
         tokenizers=tokenizers,
         disks=tuple((what, path, _free(path)) for what, path in disks),
         needs=needs,
+        expected_torch=expected_torch,
     )
 
 

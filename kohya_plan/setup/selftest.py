@@ -168,6 +168,8 @@ alpha = 2
 [optimizer]
 type = "AdamW"
 learning_rate = 1e-4
+unet_lr = 1e-4
+text_encoder_lr = 5e-5
 scheduler = "constant"
 
 [training]
@@ -379,7 +381,7 @@ def _preflight(target: Target) -> tuple[list[Diagnosis], dict[str, Any]]:
     """The doctor's errors for this installation (empty when it can train) and its probe."""
     from kohya_plan.setup.doctor import evaluate, gather
 
-    facts = gather(sd_scripts=target.sd_scripts, python=target.python)
+    facts = gather(target=target)
     errors = [
         d
         for d in evaluate(facts)

@@ -286,3 +286,13 @@ def test_token_source_names_the_variable_not_its_value(monkeypatch: pytest.Monke
 
     monkeypatch.setenv("HF_TOKEN", "hf_SECRETsecretSECRETsecret")
     assert _hf_token_source() == "$HF_TOKEN"
+
+
+def test_a_torch_other_than_the_one_setup_installed_is_a_warning() -> None:
+    probe = _broken(torch__version="2.13.0+cpu", packages__torch="2.13.0")
+    found = _by_id(evaluate(_facts(probe, expected_torch="2.14.1")))
+    item = found["torch-changed"]
+    assert item.status == "warn"
+    assert "2.13.0+cpu is not the 2.14.1 that `kohya-plan setup` installed" in item.message
+    assert "kohya-plan setup" in item.fix
+    assert "torch-changed" not in _by_id(evaluate(_facts(expected_torch="2.14.1")))
