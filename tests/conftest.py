@@ -93,6 +93,16 @@ def heavy_lock(request: pytest.FixtureRequest) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@pytest.fixture(autouse=True)
+def no_managed_installation(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test finds a `kohya-plan setup` installation of this machine's user: an empty home."""
+    home = tmp_path_factory.mktemp("kohya-plan-home")
+    monkeypatch.setenv("KOHYA_PLAN_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

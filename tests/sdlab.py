@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
+# The recipes `kohya-plan selftest` uses too (run in the sd-scripts Python).
+RECIPES = REPO_ROOT / "kohya_plan" / "setup" / "scripts"
 
 TOKENIZER_FOLDER = "openai_clip-vit-large-patch14"
 OPEN_CLIP_WHEEL = "open_clip_torch==3.3.0"
@@ -238,7 +240,7 @@ def tokenizer_cache(lab: Path) -> Path:
         partial = lab / "tokenizer_cache.partial"
         shutil.rmtree(partial, ignore_errors=True)
         _run_builder(
-            [python, TESTS_DIR / "sdlab_make_tokenizer.py", bpe, partial],
+            [python, RECIPES / "make_tokenizer.py", bpe, partial],
             "CLIP tokenizer",
             timeout=600,
         )
@@ -269,7 +271,7 @@ def tiny_sd15(lab: Path) -> Path:
         shutil.rmtree(model, ignore_errors=True)
         model.parent.mkdir(parents=True, exist_ok=True)
         _run_builder(
-            [python, TESTS_DIR / "sdlab_make_tiny_sd15.py", partial, tok_folder],
+            [python, RECIPES / "make_tiny_sd15.py", partial, tok_folder],
             "tiny SD1.5 model",
             timeout=900,
         )

@@ -33,7 +33,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("trainlog", ("trainlog",)),
     ("summary", ("summary", "outputs")),
     ("report", ("report",)),
-    ("workflows", ("workflows",)),
+    ("workflows", ("workflows", "setup")),
     ("display", ("display",)),
     ("cli", ("cli", "__main__")),
 )

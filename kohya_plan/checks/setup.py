@@ -19,6 +19,6 @@ def check_sd_scripts(plan: Plan, facts: Facts) -> Iterator[Finding]:
         yield rules.SD_SCRIPTS_MISSING.finding(
             "launch.sd_scripts",
             f"no {plan.script_name} in {facts.sd_scripts}; `make` works but `launch` will not",
-            "run `git submodule update --init vendor/sd-scripts`, set launch.sd_scripts, "
-            "or set KOHYA_SD_SCRIPTS",
+            "run `kohya-plan setup` (in a clone of kohya-plan: scripts/setup-sd-scripts), "
+            "set launch.sd_scripts, or set KOHYA_SD_SCRIPTS",
         )

@@ -6,6 +6,14 @@ view of a running trainer.
 
 from kohya_plan.display.console import ERR, OUT, error, plain, problems, raw
 from kohya_plan.display.live import LiveView, PlainView, run_view
+from kohya_plan.display.setup import (
+    diagnoses,
+    selftest_line,
+    selftest_phase,
+    selftest_result,
+    setup_report,
+    setup_view,
+)
 from kohya_plan.display.tables import (
     check_report,
     findings,
@@ -20,6 +28,7 @@ __all__ = [
     "LiveView",
     "PlainView",
     "check_report",
+    "diagnoses",
     "error",
     "findings",
     "lr_find_result",
@@ -29,4 +38,9 @@ __all__ = [
     "raw",
     "run_summary",
     "run_view",
+    "selftest_line",
+    "selftest_phase",
+    "selftest_result",
+    "setup_report",
+    "setup_view",
 ]

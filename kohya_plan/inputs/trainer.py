@@ -13,13 +13,28 @@ if TYPE_CHECKING:
 
 
 def locate_sd_scripts(plan: Plan) -> Path:
-    """launch.sd_scripts, else $KOHYA_SD_SCRIPTS, else this checkout's vendor/sd-scripts."""
-    if plan.launch.sd_scripts is not None:
-        return plan.launch.sd_scripts
+    """launch.sd_scripts, else $KOHYA_SD_SCRIPTS, else vendor/sd-scripts or `kohya-plan setup`'s."""
+    return find_sd_scripts(plan.launch.sd_scripts)
+
+
+def find_sd_scripts(explicit: Path | None) -> Path:
+    """The checkout: explicit, $KOHYA_SD_SCRIPTS, this clone's vendor/sd-scripts when it is
+    there, the managed installation (`kohya-plan setup`), else where setup would put it."""
+    if explicit is not None:
+        return explicit
     env = os.environ.get("KOHYA_SD_SCRIPTS")
     if env:
         return Path(env).expanduser().absolute()
-    return checkout_root() / "vendor" / "sd-scripts"
+    vendor = checkout_root() / "vendor" / "sd-scripts"
+    if (vendor / "train_network.py").is_file():
+        return vendor
+    from kohya_plan.inputs.installation import layout, managed_installation
+
+    installed = managed_installation()
+    if installed is not None:
+        return installed.sd_scripts
+    # A clone of kohya-plan names its empty submodule; an installed package, setup's folder.
+    return vendor if (vendor.parent.parent / ".gitmodules").is_file() else layout().sd_scripts
 
 
 def checkout_root() -> Path:
@@ -31,7 +46,13 @@ def checkout_root() -> Path:
 
 def locate_python(plan: Plan, plan_dir: Path, sd_scripts: Path) -> str | None:
     """The interpreter with sd-scripts' requirements; None means `accelerate` from PATH."""
-    chosen = plan.launch.python or os.environ.get("KOHYA_SD_PYTHON")
+    return find_python(plan.launch.python, plan_dir, sd_scripts)
+
+
+def find_python(chosen: str | None, plan_dir: Path, sd_scripts: Path) -> str | None:
+    """launch.python, $KOHYA_SD_PYTHON, .venv-sd beside the checkout, the managed
+    installation's Python (for its checkout), this Python if it has accelerate, else None."""
+    chosen = chosen or os.environ.get("KOHYA_SD_PYTHON")
     if chosen:
         if os.sep in chosen or "/" in chosen:
             path = Path(chosen).expanduser()
@@ -45,6 +66,11 @@ def locate_python(plan: Plan, plan_dir: Path, sd_scripts: Path) -> str | None:
     ):
         if candidate.is_file():
             return str(candidate)
+    from kohya_plan.inputs.installation import managed_installation
+
+    installed = managed_installation()
+    if installed is not None and installed.sd_scripts == sd_scripts:
+        return str(installed.python)
     if importlib.util.find_spec("accelerate") is not None:
         return sys.executable
     return None

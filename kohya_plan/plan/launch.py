@@ -14,7 +14,7 @@ class LaunchSection(Section):
         None,
         description=(
             "Folder holding train_network.py; default $KOHYA_SD_SCRIPTS, else this "
-            "checkout's vendor/sd-scripts."
+            "checkout's vendor/sd-scripts, else the one `kohya-plan setup` installed."
         ),
     )
     python: str | None = Field(

@@ -169,8 +169,8 @@ def preflight_argv(argv: list[str], script_name: str) -> None:
 def _check_script(script: Path) -> None:
     if not script.is_file():
         msg = (
-            f"sd-scripts is not at {script.parent} — run `git submodule update --init "
-            "vendor/sd-scripts` and scripts/setup-sd-scripts, or set launch.sd_scripts "
+            f"sd-scripts is not at {script.parent} — run `kohya-plan setup` (in a "
+            "clone of kohya-plan: scripts/setup-sd-scripts), or set launch.sd_scripts "
             "(or KOHYA_SD_SCRIPTS) and make the run again"
         )
         raise LaunchError(msg)
@@ -180,8 +180,9 @@ def _check_program(program: str) -> None:
     if os.sep in program or "/" in program:
         if not Path(program).is_file():
             msg = (
-                f"the Python for sd-scripts is not at {program} — run scripts/setup-sd-scripts "
-                "or set launch.python (or KOHYA_SD_PYTHON)"
+                f"the Python for sd-scripts is not at {program} — run `kohya-plan setup` (in "
+                "a clone of kohya-plan: scripts/setup-sd-scripts) or set launch.python (or "
+                "KOHYA_SD_PYTHON)"
             )
             raise LaunchError(msg)
     elif shutil.which(program) is None:

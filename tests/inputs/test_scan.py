@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 ROOT = REPO
-SD_SCRIPTS = ROOT / "vendor" / "sd-scripts"
+# $KOHYA_SD_SCRIPTS, else vendor/sd-scripts (as kohya-plan itself looks).
+SD_SCRIPTS = sdlab.sd_scripts_dir() or ROOT / "vendor" / "sd-scripts"
 IMAGESIZE_2 = not str(getattr(imagesize, "__version__", "1")).startswith("1.")
 
 
@@ -240,7 +241,7 @@ def test_missing_file_size_is_none(tmp_path: Path) -> None:
 def test_image_extensions_are_sd_scripts_base_list() -> None:
     src = SD_SCRIPTS / "library" / "train_util.py"
     if not src.is_file():
-        pytest.skip("vendor/sd-scripts not checked out")
+        pytest.skip(f"sd-scripts is not checked out: {sdlab.SUBMODULE_HINT}")
     m = re.search(r"^IMAGE_EXTENSIONS = (\[.*?\])$", src.read_text(encoding="utf-8"), re.M)
     assert m is not None
     assert list(IMAGE_EXTENSIONS) == json.loads(m.group(1).replace("'", '"'))

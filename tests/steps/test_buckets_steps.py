@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 ROOT = REPO
-SD_SCRIPTS = ROOT / "vendor" / "sd-scripts"
+# $KOHYA_SD_SCRIPTS, else vendor/sd-scripts (as kohya-plan itself looks).
+SD_SCRIPTS = sdlab.sd_scripts_dir() or ROOT / "vendor" / "sd-scripts"
 
 BUCKETS_512 = [
     (256, 832), (256, 896), (256, 960), (256, 1024), (320, 704), (320, 768), (384, 640),

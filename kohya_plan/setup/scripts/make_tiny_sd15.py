@@ -1,9 +1,10 @@
 """Make a randomly initialised SD1.5-shaped model in Diffusers folder format, offline.
 
 Run with the sd-scripts venv's python (needs torch, diffusers, transformers); used by
+`kohya-plan selftest` and
 tests/sdlab.py. Takes ~35 s and ~7.6 GiB of RAM; the folder is ~3.5 GB.
 
-    python tests/sdlab_make_tiny_sd15.py OUT_DIR TOKENIZER_DIR
+    python make_tiny_sd15.py OUT_DIR TOKENIZER_DIR
 
 - U-Net: full SD1.5 shape (sd-scripts' library/original_unet.py hard-codes 320/640/1280/1280,
   2 layers per block, 4 in/out channels and strict-loads the Diffusers U-Net into it);

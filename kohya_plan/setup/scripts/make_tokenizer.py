@@ -1,8 +1,9 @@
 """Build an exact replica of the openai/clip-vit-large-patch14 CLIP tokenizer, offline.
 
-Run with the sd-scripts venv's python (needs `transformers`); used by tests/sdlab.py.
+Run with the sd-scripts venv's python (needs `transformers`); used by `kohya-plan
+selftest` and tests/sdlab.py.
 
-    python tests/sdlab_make_tokenizer.py BPE_GZ TOKENIZER_CACHE_DIR
+    python make_tokenizer.py BPE_GZ TOKENIZER_CACHE_DIR
 
 BPE_GZ is bpe_simple_vocab_16e6.txt.gz from the open_clip_torch wheel. The vocabulary is built
 the way OpenAI CLIP's SimpleTokenizer does (the same 49408 ids Hugging Face ships). The tokenizer

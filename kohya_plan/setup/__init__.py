@@ -1,0 +1,1 @@
+"""Installing and checking the training environment: `setup`, `doctor` and `selftest`."""
