@@ -29,6 +29,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "kohya_plan" / "data" / "sd_scripts_options.json"
 SCRIPTS = {
     "train_network.py": "train_network",
     "sdxl_train_network.py": "sdxl_train_network",
+    "flux_train_network.py": "flux_train_network",
 }
 
 _TYPE_NAMES: dict[Any, str] = {

@@ -337,20 +337,26 @@ def _find_length(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def sd_dataset_length(dataset_toml: Path, extra_args: list[str], timeout: float = 300) -> int:
+def sd_dataset_length(
+    dataset_toml: Path,
+    extra_args: list[str],
+    timeout: float = 300,
+    script: str = "train_network.py",
+) -> int:
     """The number of steps per epoch sd-scripts computes for a dataset config.
 
-    Runs `train_network.py --debug_dataset --dataset_config <dataset_toml> ...` (cwd = the
-    sd-scripts dir), waits for `Total dataset length (steps) / ...: N`, then kills the process
-    group (on Linux --debug_dataset loops forever) and returns N. Raises RuntimeError if the
-    process ends without printing it, TimeoutError after `timeout` seconds."""
+    Runs `<script> --debug_dataset --dataset_config <dataset_toml> ...` (cwd = the sd-scripts
+    dir; `extra_args` come last, so they override the defaults given here), waits for
+    `Total dataset length (steps) / ...: N`, then kills the process group (on Linux
+    --debug_dataset loops forever) and returns N. Raises RuntimeError if the process ends
+    without printing it, TimeoutError after `timeout` seconds."""
     python, sd = _require()
     tok_cache = tokenizer_cache(lab_cache_dir())
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="400")
     with tempfile.TemporaryDirectory(prefix="kohya-plan-debug-dataset-") as out_dir:
         cmd = [
             str(python),
-            str(sd / "train_network.py"),
+            str(sd / script),
             "--debug_dataset",
             "--dataset_config",
             str(Path(dataset_toml).resolve()),
