@@ -9,6 +9,7 @@ from kohya_plan.display.live import LiveView, PlainView, run_view
 from kohya_plan.display.tables import (
     check_report,
     findings,
+    import_report,
     lr_find_result,
     made,
     run_summary,
@@ -22,6 +23,7 @@ __all__ = [
     "check_report",
     "error",
     "findings",
+    "import_report",
     "lr_find_result",
     "made",
     "plain",
