@@ -13,6 +13,7 @@ assumes a freshly started GUI (its shipped defaults, `GUI_DEFAULTS`) and marks e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -492,10 +493,10 @@ def load_json_object(text: str) -> dict[str, Any]:
             "give the .json file the GUI saved",
         )
     if not isinstance(data, dict):
-        kind = "an array" if isinstance(data, list) else type(data).__name__
+        kind = "array" if isinstance(data, list) else type(data).__name__
         refuse(
             "source",
-            f"is JSON {kind}, not a kohya_ss config object",
+            f"is a JSON {kind}, not a kohya_ss config object",
             "give the .json file the GUI's Save button wrote ({...})",
         )
     return data
@@ -637,6 +638,8 @@ def _unset_reason(option: str, value: Any, builder: Builder) -> str:
         return "empty: the GUI passes nothing"
     if value is False:
         return "off"
+    if option == "seed":
+        return "0: the GUI passes no seed, so sd-scripts picks a random one each run"
     spec = known_options("train_network.py").get(option)
     default = None if spec is None else spec.default
     if default not in (None, 0, 0.0, False, ""):
@@ -1356,7 +1359,11 @@ def _prompts(gui: _Gui) -> None:
 
 
 def _account(gui: _Gui) -> None:
-    """Every key of the file has a record."""
+    """Every key of the file has a record; values the file lacks are marked as the GUI's."""
+    records = gui.builder.records
+    for source, record in records.items():
+        if source in LORA_TAB_KEYS and not gui.in_file(source) and not record.default:
+            records[source] = dataclasses.replace(record, default=True)
     for key in gui.data:
         if key in _GUI_ONLY:
             gui.builder.record(key, "dropped", reason=_GUI_ONLY[key])

@@ -114,9 +114,11 @@ _DATASET_OTHER = (
     "validation_split",
     "cache_info",
     "alpha_mask",
-    "debug_dataset",
-    "prior_loss_weight",
-    "max_token_length",
+)
+# Every key a dataset config may hold (sd-scripts' ConfigSanitizer); others stop sd-scripts.
+_DATASET_KEYS = frozenset(
+    {*_DATASET_LEVEL, *_SUBSET_LEVEL, *_ALL_SUBSETS_ONLY, *_SUBSET_OWN, *_DATASET_OTHER}
+    | {"subsets", "metadata_file", "conditioning_data_dir"}
 )
 _ATTENTION_OPTIONS = ("mem_eff_attn", "xformers", "sdpa")  # sd-scripts' precedence
 _ATTENTION_NAME = {"mem_eff_attn": "mem_eff", "xformers": "xformers", "sdpa": "sdpa"}
@@ -417,7 +419,19 @@ def build_plan(
     """Map what sd-scripts would receive onto plan keys (see the module docstring)."""
     if script in OTHER_SCRIPTS:
         refuse(script, f"is a {OTHER_SCRIPTS[script]} script", "kohya-plan plans LoRA runs")
-    state = _State(builder, script, dict(options), script_options(script), known_options(script))
+    given_options = {}
+    for name, given in options.items():
+        if isinstance(given.value, (str, list)) and not given.value:
+            # sd-scripts tests these with `if args.x:`, so "" and [] mean "not given".
+            builder.record(
+                given.source,
+                "unset",
+                reason="empty: sd-scripts treats it as not given",
+                default=given.default,
+            )
+        else:
+            given_options[name] = given
+    state = _State(builder, script, given_options, script_options(script), known_options(script))
     name = SCRIPT_FAMILY.get(script, "sd15")
     if name != "sd15" or family is not None:
         builder.set("model.family", name, family)
@@ -792,6 +806,7 @@ def _dataset(state: _State, dataset: DatasetInput | None) -> None:
     for block in dataset.datasets[1:]:
         subsets += _merge_block(state, dataset, first, block)
     others = {k: v for k, v in level.items() if k in _DATASET_OTHER}
+    _unknown_dataset_keys(state, dataset)
     _subsets(state, dataset, subsets, others)
 
 
@@ -929,8 +944,8 @@ def _subsets(
         per_subset = [(s.get(key), where) for where, s in subsets]
         given_here = [g for g, _ in per_subset if g is not None]
         if not given_here:
-            if key in others:
-                _carry(state, key, others[key])
+            if key in others and not _is_option(state, others[key]):
+                _carry(state, key, others[key])  # an option of the config is mapped in order
             continue
         fallback = others.get(key)
         values = {
@@ -956,6 +971,27 @@ def _subsets(
                 )
             if fallback is not None:
                 b.record(fallback.source, "cannot", reason=f"{key} differs between subsets")
+
+
+def _is_option(state: _State, given: Given) -> bool:
+    return any(item is given for item in state.options.values())
+
+
+def _unknown_dataset_keys(state: _State, dataset: DatasetInput) -> None:
+    """Keys sd-scripts' dataset-config schema does not have: it would stop at start."""
+    items = [*dataset.general.values()]
+    for block in dataset.datasets:
+        items += block.params.values()
+        for subset in block.subsets:
+            items += subset.values()
+    for given in items:
+        key = given.source.rsplit(".", 1)[-1]
+        if key not in _DATASET_KEYS:
+            state.builder.record(
+                given.source,
+                "cannot",
+                reason="not a dataset-config key: sd-scripts would stop ('extra keys not allowed')",
+            )
 
 
 def _carry(state: _State, name: str, given: Given, reason: str = "") -> None:

@@ -162,9 +162,11 @@ def _import_parts(
     launch: Mapping[str, Given],
 ) -> ImportResult:
     named = options.get("dataset_config")
-    if dataset_data is None and named is not None:
+    prefix = ""
+    if dataset_data is None and named is not None and named.value:
         dataset_data, dataset_base = read_referenced(named, builder)
-    dataset = None if dataset_data is None else dataset_input(dataset_data, dataset_base)
+        prefix = "dataset_config: "
+    dataset = None if dataset_data is None else dataset_input(dataset_data, dataset_base, prefix)
     build_plan(builder, options, script=script, family=family, dataset=dataset, launch=launch)
     return builder.result(script)
 
