@@ -6,7 +6,7 @@ import json
 import re
 from typing import Literal
 
-from kohya_plan.workflows.importers.mapping import refuse
+from kohya_plan.workflows.importers.state import refuse
 
 Format = Literal["kohya_ss", "sd-scripts", "command", "sd-trainer", "lets"]
 FORMATS: tuple[Format, ...] = ("kohya_ss", "sd-scripts", "command", "sd-trainer", "lets")

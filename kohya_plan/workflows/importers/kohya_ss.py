@@ -19,13 +19,25 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.workflows.importers.mapping import (
-    Builder,
-    Given,
-    build_plan,
-    prompt_lines,
-    refuse,
+from kohya_plan.workflows.importers.kohya_ss_fields import (
+    BLOCK_FIELDS,
+    FLUX_FIELDS,
+    FLUX_NET_FIELDS,
+    GUI_DEFAULTS,
+    GUI_ONLY,
+    INSTRUCTION,
+    INTS,
+    LORA_TAB_KEYS,
+    LORA_TYPES,
+    LYCORIS_ARGS,
+    MIGRATED,
+    NONZERO,
+    OTHER_FAMILIES,
+    SAME_NAME,
+    SD3_FIELDS,
+    SETTINGS,
 )
+from kohya_plan.workflows.importers.mapping import build_plan
 from kohya_plan.workflows.importers.sd_scripts import (
     dataset_input,
     parse_launcher,
@@ -34,452 +46,11 @@ from kohya_plan.workflows.importers.sd_scripts import (
     split_command,
 )
 from kohya_plan.workflows.importers.sources import Sources, resolve_path
+from kohya_plan.workflows.importers.state import Builder, refuse
+from kohya_plan.workflows.importers.values import Given, prompt_lines
 
 if TYPE_CHECKING:
     from kohya_plan.workflows.importers.report import ImportResult
-
-# The LoRA tab's fields in `save_configuration`'s order (lora_gui.py L102-445), i.e. the keys of
-# a saved JSON (`file_path` is never saved). `train_model` takes them in the same order, which
-# is the order the GUI walks `vars()` in to build network_args.
-LORA_TAB_KEYS: tuple[str, ...] = (
-    "save_as_bool",
-    "pretrained_model_name_or_path",
-    "v2",
-    "v_parameterization",
-    "sdxl",
-    "flux1_checkbox",
-    "dataset_config",
-    "save_model_as",
-    "save_precision",
-    "train_data_dir",
-    "output_name",
-    "model_list",
-    "training_comment",
-    "logging_dir",
-    "reg_data_dir",
-    "output_dir",
-    "max_resolution",
-    "learning_rate",
-    "lr_scheduler",
-    "lr_warmup",
-    "lr_warmup_steps",
-    "train_batch_size",
-    "epoch",
-    "save_every_n_epochs",
-    "seed",
-    "cache_latents",
-    "cache_latents_to_disk",
-    "train_inpainting",
-    "caption_extension",
-    "enable_bucket",
-    "stop_text_encoder_training",
-    "min_bucket_reso",
-    "max_bucket_reso",
-    "max_train_epochs",
-    "max_train_steps",
-    "lr_scheduler_num_cycles",
-    "lr_scheduler_power",
-    "optimizer",
-    "optimizer_args",
-    "lr_scheduler_args",
-    "lr_scheduler_type",
-    "max_grad_norm",
-    "mixed_precision",
-    "num_cpu_threads_per_process",
-    "num_processes",
-    "num_machines",
-    "multi_gpu",
-    "gpu_ids",
-    "main_process_port",
-    "dynamo_backend",
-    "dynamo_mode",
-    "dynamo_use_fullgraph",
-    "dynamo_use_dynamic",
-    "extra_accelerate_launch_args",
-    "gradient_checkpointing",
-    "fp8_base",
-    "fp8_base_unet",
-    "full_fp16",
-    "highvram",
-    "lowvram",
-    "xformers",
-    "shuffle_caption",
-    "save_state",
-    "save_state_on_train_end",
-    "resume",
-    "prior_loss_weight",
-    "color_aug",
-    "flip_aug",
-    "masked_loss",
-    "clip_skip",
-    "gradient_accumulation_steps",
-    "mem_eff_attn",
-    "max_token_length",
-    "max_data_loader_n_workers",
-    "keep_tokens",
-    "persistent_data_loader_workers",
-    "bucket_no_upscale",
-    "random_crop",
-    "bucket_reso_steps",
-    "v_pred_like_loss",
-    "caption_dropout_every_n_epochs",
-    "caption_dropout_rate",
-    "noise_offset_type",
-    "noise_offset",
-    "noise_offset_random_strength",
-    "adaptive_noise_scale",
-    "multires_noise_iterations",
-    "multires_noise_discount",
-    "ip_noise_gamma",
-    "ip_noise_gamma_random_strength",
-    "additional_parameters",
-    "loss_type",
-    "huber_schedule",
-    "huber_c",
-    "huber_scale",
-    "vae_batch_size",
-    "min_snr_gamma",
-    "save_every_n_steps",
-    "save_last_n_steps",
-    "save_last_n_steps_state",
-    "save_last_n_epochs",
-    "save_last_n_epochs_state",
-    "skip_cache_check",
-    "log_with",
-    "wandb_api_key",
-    "wandb_run_name",
-    "log_tracker_name",
-    "log_tracker_config",
-    "log_config",
-    "scale_v_pred_loss_like_noise_pred",
-    "full_bf16",
-    "min_timestep",
-    "max_timestep",
-    "vae",
-    "weighted_captions",
-    "debiased_estimation_loss",
-    "sdxl_cache_text_encoder_outputs",
-    "sdxl_no_half_vae",
-    "text_encoder_lr",
-    "t5xxl_lr",
-    "unet_lr",
-    "network_dim",
-    "network_weights",
-    "dim_from_weights",
-    "network_alpha",
-    "LoRA_type",
-    "factor",
-    "bypass_mode",
-    "dora_wd",
-    "use_cp",
-    "use_tucker",
-    "use_scalar",
-    "rank_dropout_scale",
-    "constrain",
-    "rescaled",
-    "train_norm",
-    "decompose_both",
-    "train_on_input",
-    "conv_dim",
-    "conv_alpha",
-    "sample_every_n_steps",
-    "sample_every_n_epochs",
-    "sample_sampler",
-    "sample_prompts",
-    "down_lr_weight",
-    "mid_lr_weight",
-    "up_lr_weight",
-    "block_lr_zero_threshold",
-    "block_dims",
-    "block_alphas",
-    "conv_block_dims",
-    "conv_block_alphas",
-    "unit",
-    "scale_weight_norms",
-    "network_dropout",
-    "rank_dropout",
-    "module_dropout",
-    "LyCORIS_preset",
-    "loraplus_lr_ratio",
-    "loraplus_text_encoder_lr_ratio",
-    "loraplus_unet_lr_ratio",
-    "train_lora_ggpo",
-    "ggpo_sigma",
-    "ggpo_beta",
-    "huggingface_repo_id",
-    "huggingface_token",
-    "huggingface_repo_type",
-    "huggingface_repo_visibility",
-    "huggingface_path_in_repo",
-    "save_state_to_huggingface",
-    "resume_from_huggingface",
-    "async_upload",
-    "metadata_author",
-    "metadata_description",
-    "metadata_license",
-    "metadata_tags",
-    "metadata_title",
-    "flux1_cache_text_encoder_outputs",
-    "flux1_cache_text_encoder_outputs_to_disk",
-    "model_type",
-    "ae",
-    "clip_l",
-    "t5xxl",
-    "discrete_flow_shift",
-    "model_prediction_type",
-    "timestep_sampling",
-    "split_mode",
-    "train_blocks",
-    "t5xxl_max_token_length",
-    "enable_all_linear",
-    "guidance_scale",
-    "mem_eff_save",
-    "apply_t5_attn_mask",
-    "split_qkv",
-    "train_t5xxl",
-    "cpu_offload_checkpointing",
-    "blocks_to_swap",
-    "single_blocks_to_swap",
-    "double_blocks_to_swap",
-    "show_timesteps",
-    "show_timesteps_resolution",
-    "img_attn_dim",
-    "img_mlp_dim",
-    "img_mod_dim",
-    "single_dim",
-    "txt_attn_dim",
-    "txt_mlp_dim",
-    "txt_mod_dim",
-    "single_mod_dim",
-    "in_dims",
-    "train_double_block_indices",
-    "train_single_block_indices",
-)
-# Fields of model families kohya-plan does not plan (their section of save_configuration).
-_OTHER_FAMILIES: dict[str, tuple[str, str]] = {
-    "sd3_checkbox": ("SD3", "sd3_"),
-    "hunyuan_image_checkbox": ("HunyuanImage-2.1", "hunyuan_"),
-    "anima_checkbox": ("Anima", "anima_"),
-    "lumina_checkbox": ("Lumina", "lumina_"),
-}
-_SD3_FIELDS = [
-    "clip_g",
-    "clip_g_dropout_rate",
-    "logit_mean",
-    "logit_std",
-    "mode_scale",
-    "pos_emb_random_crop_rate",
-    "save_clip",
-    "save_t5xxl",
-    "t5xxl_device",
-    "t5xxl_dtype",
-    "weighting_scheme",
-]
-_FLUX_FIELDS = frozenset(LORA_TAB_KEYS[LORA_TAB_KEYS.index("flux1_cache_text_encoder_outputs") :])
-
-# What a freshly started GUI's form holds (kohya_gui/class_*.py `config.get(..., default)` and
-# the LoRA tab's components in lora_gui.py `lora_tab`). Only values that reach sd-scripts
-# matter; paths and the model are left to placeholders instead of the GUI's sample values.
-GUI_DEFAULTS: dict[str, Any] = {
-    "LoRA_type": "Standard",
-    "LyCORIS_preset": "full",
-    "save_model_as": "safetensors",
-    "save_precision": "fp16",
-    "output_name": "last",
-    "max_resolution": "512,512",
-    "learning_rate": 0.0001,  # BasicTraining(learning_rate_value=0.0001) in lora_tab
-    "lr_scheduler": "cosine",
-    "lr_warmup": 10,
-    "lr_warmup_steps": 0,
-    "train_batch_size": 1,
-    "epoch": 1,
-    "save_every_n_epochs": 1,
-    "seed": 0,
-    "cache_latents": True,
-    "caption_extension": ".txt",
-    "enable_bucket": True,
-    "min_bucket_reso": 256,
-    "max_bucket_reso": 2048,
-    "max_train_epochs": 0,
-    "max_train_steps": 1600,
-    "lr_scheduler_num_cycles": 1,
-    "lr_scheduler_power": 1.0,
-    "optimizer": "AdamW8bit",
-    "max_grad_norm": 1.0,
-    "mixed_precision": "fp16",
-    "num_cpu_threads_per_process": 2,
-    "num_processes": 1,
-    "num_machines": 1,
-    "main_process_port": 0,
-    "dynamo_backend": "no",
-    "dynamo_mode": "default",
-    "xformers": "xformers",
-    "prior_loss_weight": 1.0,
-    "clip_skip": 1,
-    "gradient_accumulation_steps": 1,
-    "max_token_length": 75,
-    "max_data_loader_n_workers": 0,
-    "keep_tokens": 0,
-    "bucket_no_upscale": True,
-    "bucket_reso_steps": 64,
-    "noise_offset_type": "Original",
-    "noise_offset": 0,
-    "multires_noise_discount": 0.3,
-    "loss_type": "l2",
-    "huber_schedule": "snr",
-    "huber_c": 0.1,
-    "huber_scale": 1.0,
-    "max_timestep": 1000,
-    "text_encoder_lr": 0.0001,  # DEFAULT_TEXT_ENCODER_LR
-    "t5xxl_lr": 0,
-    "unet_lr": 0.0001,  # DEFAULT_UNET_LR
-    "network_dim": 8,
-    "network_alpha": 1,
-    "factor": -1,
-    "constrain": 0.0,
-    "train_on_input": True,
-    "conv_dim": 1,
-    "conv_alpha": 1,
-    "unit": 1,
-    "ggpo_sigma": 0.03,
-    "ggpo_beta": 0.01,
-    "sample_sampler": "euler_a",
-    "model_type": "flux",
-    "discrete_flow_shift": 3.0,
-    "model_prediction_type": "sigma_scaled",
-    "timestep_sampling": "sigma",
-    "train_blocks": "all",
-    "t5xxl_max_token_length": 512,
-    "guidance_scale": 3.5,
-    "show_timesteps_resolution": "1024",
-    # Checkboxes and sliders of the LoRA tab that the network_args templates print.
-    **dict.fromkeys(
-        (
-            "bypass_mode",
-            "dora_wd",
-            "use_cp",
-            "use_tucker",
-            "use_scalar",
-            "rank_dropout_scale",
-            "rescaled",
-            "train_norm",
-            "decompose_both",
-            "dim_from_weights",
-            "train_lora_ggpo",
-        ),
-        False,
-    ),
-    "scale_weight_norms": 0,
-    "network_dropout": 0,
-    "rank_dropout": 0,
-    "module_dropout": 0.0,
-}
-# Sample text of the GUI's presets where a path belongs ("put the full path to ... here").
-_INSTRUCTION = re.compile(r"^\s*put\b.*\bhere\b", re.IGNORECASE)
-
-# LoRA_type → (network_module, the GUI's network_args template), lora_gui.py L1821-1855.
-# The templates are the GUI's f-strings, with {field} for each LoRA-tab field.
-_LYCORIS_ARGS: dict[str, str] = {
-    "LyCORIS/BOFT": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "module_dropout={module_dropout} use_tucker={use_tucker} rank_dropout={rank_dropout} "
-    "rank_dropout_scale={rank_dropout_scale} algo=boft train_norm={train_norm}",
-    "LyCORIS/Diag-OFT": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "module_dropout={module_dropout} use_tucker={use_tucker} rank_dropout={rank_dropout} "
-    "rank_dropout_scale={rank_dropout_scale} constraint={constrain} rescaled={rescaled} "
-    "algo=diag-oft train_norm={train_norm}",
-    "LyCORIS/DyLoRA": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "use_tucker={use_tucker} block_size={unit} rank_dropout={rank_dropout} "
-    'module_dropout={module_dropout} algo="dylora" train_norm={train_norm}',
-    "LyCORIS/GLoRA": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "use_tucker={use_tucker} rank_dropout={rank_dropout} module_dropout={module_dropout} "
-    'rank_dropout_scale={rank_dropout_scale} algo="glora" train_norm={train_norm}',
-    "LyCORIS/iA3": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "train_on_input={train_on_input} algo=ia3",
-    "LyCORIS/LoCon": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "use_tucker={use_tucker} rank_dropout={rank_dropout} bypass_mode={bypass_mode} "
-    "dora_wd={dora_wd} module_dropout={module_dropout} use_tucker={use_tucker} "
-    "use_scalar={use_scalar} rank_dropout_scale={rank_dropout_scale} algo=locon "
-    "train_norm={train_norm}",
-    "LyCORIS/LoHa": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "use_tucker={use_tucker} rank_dropout={rank_dropout} bypass_mode={bypass_mode} "
-    "dora_wd={dora_wd} module_dropout={module_dropout} use_tucker={use_tucker} "
-    "use_scalar={use_scalar} rank_dropout_scale={rank_dropout_scale} algo=loha "
-    "train_norm={train_norm}",
-    "LyCORIS/LoKr": "preset={LyCORIS_preset} conv_dim={conv_dim} conv_alpha={conv_alpha} "
-    "use_tucker={use_tucker} rank_dropout={rank_dropout} bypass_mode={bypass_mode} "
-    "dora_wd={dora_wd} module_dropout={module_dropout} factor={factor} use_cp={use_cp} "
-    "use_scalar={use_scalar} decompose_both={decompose_both} "
-    "rank_dropout_scale={rank_dropout_scale} algo=lokr train_norm={train_norm}",
-    "LyCORIS/Native Fine-Tuning": "preset={LyCORIS_preset} rank_dropout={rank_dropout} "
-    "module_dropout={module_dropout} rank_dropout_scale={rank_dropout_scale} algo=full "
-    "train_norm={train_norm}",
-}
-_BLOCK_FIELDS = (
-    "down_lr_weight",
-    "mid_lr_weight",
-    "up_lr_weight",
-    "block_lr_zero_threshold",
-    "block_dims",
-    "block_alphas",
-    "conv_block_dims",
-    "conv_block_alphas",
-    "rank_dropout",
-    "module_dropout",
-)
-_FLUX_NET_FIELDS = (
-    "img_attn_dim",
-    "img_mlp_dim",
-    "img_mod_dim",
-    "single_dim",
-    "txt_attn_dim",
-    "txt_mlp_dim",
-    "txt_mod_dim",
-    "single_mod_dim",
-    "in_dims",
-    "train_double_block_indices",
-    "train_single_block_indices",
-)
-LORA_TYPES = frozenset(
-    {
-        *_LYCORIS_ARGS,
-        "LoCon",
-        "Standard",
-        "Kohya LoCon",
-        "Kohya DyLoRA",
-        "Kohya LoHa",
-        "Kohya LoKr",
-        "LoRA-FA",
-        "Flux1",
-        "Flux1 OFT",
-        "Anima",
-        "Lumina",
-        "HunyuanImage-2.1",
-    }
-)
-# Keys the GUI keeps for itself.
-_GUI_ONLY: dict[str, str] = {
-    "save_as_bool": "the GUI's own Save/Save-as switch",
-    "model_list": "the GUI's model menu (pretrained_model_name_or_path names the model)",
-    "training_preset": "the GUI's preset menu",
-    "lowvram": "the GUI does not pass it (sd-scripts has no --lowvram)",
-    "noise_offset_type": "the GUI's switch between the Original and Multires noise options",
-    "huggingface_token": "a secret: kohya-plan never writes tokens into a plan (use HF_TOKEN)",
-    "wandb_api_key": "a secret: kohya-plan never writes it into a plan (use WANDB_API_KEY)",
-    "stop_text_encoder_training": "the GUI ignores it ('not yet supported', L1600-1605)",
-    "dynamo_mode": "accelerate's dynamo is off (kohya-plan launches with --dynamo_backend no)",
-    "dynamo_use_fullgraph": "accelerate's dynamo is off (kohya-plan launches with "
-    "--dynamo_backend no)",
-    "dynamo_use_dynamic": "accelerate's dynamo is off (kohya-plan launches with "
-    "--dynamo_backend no)",
-    "train_lora_ggpo": "the GUI's switch for the ggpo_* network arguments",
-}
-# Keys older GUI versions wrote that `update_my_data` (common_gui.py L379-509) migrates.
-_MIGRATED = {
-    "use_8bit_adam": "optimizer",
-    "lora_network_weights": "network_weights",
-    "use_wandb": "log_with",
-}
-_SETTINGS = re.compile(r"^(\S+=\S+)( \S+=\S+)*$|^$")  # common_gui.py validate_args_setting
 
 
 def load_json_object(text: str) -> dict[str, Any]:
@@ -591,12 +162,12 @@ class _Gui:
         self.values = values
         self.builder = builder
         self.options: dict[str, Given] = {}
-        self.migrated = {new for old, new in _MIGRATED.items() if old in data}
+        self.migrated = {new for old, new in MIGRATED.items() if old in data}
 
     def __getitem__(self, key: str) -> Any:
         if key in self.values and self.values[key] is not None:
             value = self.values[key]
-            if isinstance(value, str) and _INSTRUCTION.match(value):
+            if isinstance(value, str) and INSTRUCTION.match(value):
                 return ""  # a preset's "put the full path to ... here": nothing given yet
             return value
         return GUI_DEFAULTS.get(key, "")
@@ -614,7 +185,7 @@ class _Gui:
         raw = self.values.get(key)
         if value not in ["", False, None]:
             self.options[name] = self.given(key, value)
-        elif isinstance(raw, str) and _INSTRUCTION.match(raw):
+        elif isinstance(raw, str) and INSTRUCTION.match(raw):
             self.builder.record(
                 key, "unset", reason=f"the preset's instruction {raw!r}: no path given yet"
             )
@@ -627,7 +198,7 @@ class _Gui:
 
 
 def _unset_reason(option: str, value: Any, builder: Builder) -> str:
-    from kohya_plan.workflows.importers.mapping import known_options
+    from kohya_plan.workflows.importers.values import known_options
 
     if option == "caption_extension" and value == "":
         return (
@@ -677,7 +248,7 @@ def import_kohya_ss(text: str, sources: Sources) -> ImportResult:
 
 def _family(gui: _Gui) -> tuple[str, Given | None]:
     """The script the GUI picks (L1779-1792) and refusals of what kohya-plan does not plan."""
-    for key, (name, _) in _OTHER_FAMILIES.items():
+    for key, (name, _) in OTHER_FAMILIES.items():
         if gui[key]:
             refuse(key, f"is on: a {name} config", "kohya-plan plans SD1.5, SDXL and Flux")
     lora_type = gui["LoRA_type"]
@@ -723,7 +294,7 @@ def _family(gui: _Gui) -> tuple[str, Given | None]:
 def _validate(gui: _Gui) -> None:
     """The GUI's own refusals (L1454-1598, L2069-2107): such a config never trained."""
     for key in ("optimizer_args", "lr_scheduler_args"):
-        if not _SETTINGS.match(str(gui[key])):
+        if not SETTINGS.match(str(gui[key])):
             refuse(
                 key,
                 f"{gui[key]!r} is not 'key=value key=value' (the GUI refuses it)",
@@ -867,9 +438,9 @@ def _network(gui: _Gui) -> None:
     """LoRA_type → network_module and network_args (L1819-2068)."""
     lora_type = gui["LoRA_type"]
     pieces: list[tuple[str, str]] = []  # (text, source field)
-    if lora_type in _LYCORIS_ARGS or lora_type == "LoCon":
+    if lora_type in LYCORIS_ARGS or lora_type == "LoCon":
         module = "lycoris.kohya"
-        template = _LYCORIS_ARGS["LyCORIS/LoCon" if lora_type == "LoCon" else lora_type]
+        template = LYCORIS_ARGS["LyCORIS/LoCon" if lora_type == "LoCon" else lora_type]
         for part in template.split():
             match = re.search(r"\{(\w+)\}", part)
             field = match.group(1) if match else "LoRA_type"
@@ -886,9 +457,9 @@ def _network(gui: _Gui) -> None:
                 (f'conv_dim="{_fmt(gui["conv_dim"])}"', "conv_dim"),
                 (f'conv_alpha="{_fmt(gui["conv_alpha"])}"', "conv_alpha"),
             ]
-        fields: tuple[str, ...] = _BLOCK_FIELDS
+        fields: tuple[str, ...] = BLOCK_FIELDS
         if lora_type == "Kohya DyLoRA":
-            fields = ("conv_dim", "conv_alpha", *_BLOCK_FIELDS[:8], "unit", *_BLOCK_FIELDS[8:])
+            fields = ("conv_dim", "conv_alpha", *BLOCK_FIELDS[:8], "unit", *BLOCK_FIELDS[8:])
         pieces += [(f"{k}={_fmt(gui[k])}", k) for k in _signature_order(fields) if gui[k]]
     elif lora_type in ("Kohya LoHa", "Kohya LoKr"):
         module = "networks.loha" if lora_type == "Kohya LoHa" else "networks.lokr"
@@ -896,7 +467,7 @@ def _network(gui: _Gui) -> None:
     elif lora_type == "Flux1":
         module = "networks.lora_flux"
         ggpo = ("ggpo_sigma", "ggpo_beta") if gui["train_lora_ggpo"] else ()
-        fields = (*_FLUX_NET_FIELDS, *ggpo)
+        fields = (*FLUX_NET_FIELDS, *ggpo)
         pieces += [(f"{k}={_fmt(gui[k])}", k) for k in _signature_order(fields) if gui[k]]
         if gui["split_mode"]:
             pieces.append(("train_blocks=single", "split_mode"))
@@ -956,8 +527,8 @@ def _network(gui: _Gui) -> None:
         "unit",
         "ggpo_sigma",
         "ggpo_beta",
-        *_BLOCK_FIELDS,
-        *_FLUX_NET_FIELDS,
+        *BLOCK_FIELDS,
+        *FLUX_NET_FIELDS,
         "split_qkv",
         "train_t5xxl",
         "enable_all_linear",
@@ -1045,115 +616,15 @@ def _learning_rates(gui: _Gui) -> None:
         gui.options["network_train_text_encoder_only"] = gui.given("unet_lr", True)
 
 
-# Fields the GUI writes into its config under the same name (config_toml_data, L2147-2556),
-# with the gate some of them have.
-_SAME_NAME = [
-    "async_upload",
-    "bucket_no_upscale",
-    "bucket_reso_steps",
-    "cache_latents",
-    "cache_latents_to_disk",
-    "caption_dropout_rate",
-    "caption_extension",
-    "color_aug",
-    "dataset_config",
-    "debiased_estimation_loss",
-    "dim_from_weights",
-    "enable_bucket",
-    "flip_aug",
-    "fp8_base",
-    "full_bf16",
-    "full_fp16",
-    "gradient_checkpointing",
-    "highvram",
-    "huber_c",
-    "huber_scale",
-    "huber_schedule",
-    "huggingface_repo_id",
-    "huggingface_repo_type",
-    "huggingface_repo_visibility",
-    "huggingface_path_in_repo",
-    "ip_noise_gamma_random_strength",
-    "logging_dir",
-    "log_config",
-    "log_tracker_name",
-    "log_tracker_config",
-    "loss_type",
-    "lr_scheduler",
-    "lr_scheduler_power",
-    "masked_loss",
-    "max_bucket_reso",
-    "max_grad_norm",
-    "mem_eff_attn",
-    "metadata_author",
-    "metadata_description",
-    "metadata_license",
-    "metadata_tags",
-    "metadata_title",
-    "mixed_precision",
-    "network_alpha",
-    "network_dim",
-    "network_dropout",
-    "network_weights",
-    "output_dir",
-    "output_name",
-    "pretrained_model_name_or_path",
-    "prior_loss_weight",
-    "random_crop",
-    "reg_data_dir",
-    "resume",
-    "resume_from_huggingface",
-    "sample_sampler",
-    "save_model_as",
-    "save_precision",
-    "save_state",
-    "save_state_on_train_end",
-    "save_state_to_huggingface",
-    "scale_v_pred_loss_like_noise_pred",
-    "scale_weight_norms",
-    "shuffle_caption",
-    "skip_cache_check",
-    "train_batch_size",
-    "train_data_dir",
-    "training_comment",
-    "log_with",
-    "v_parameterization",
-    "weighted_captions",
-]
-# Same name, but passed only when not 0.
-_NONZERO = [
-    "ip_noise_gamma",
-    "max_timestep",
-    "min_snr_gamma",
-    "min_timestep",
-    "sample_every_n_epochs",
-    "sample_every_n_steps",
-    "save_every_n_epochs",
-    "save_every_n_steps",
-    "save_last_n_steps",
-    "save_last_n_steps_state",
-    "save_last_n_epochs",
-    "save_last_n_epochs_state",
-    "v_pred_like_loss",
-    "vae_batch_size",
-]
-_INTS = (
-    "caption_dropout_every_n_epochs",
-    "gradient_accumulation_steps",
-    "keep_tokens",
-    "min_bucket_reso",
-)
-
-
 def _config_options(gui: _Gui, script: str) -> None:
     """The rest of config_toml_data (L2147-2556), as sd-scripts receives it."""
     sdxl, flux = script.startswith("sdxl"), script.startswith("flux")
-    for key in _SAME_NAME:
+    for key in SAME_NAME:
         gui.option(key, key)
-    for key in _NONZERO:
+    for key in NONZERO:
         value = gui[key]
         gui.option(key, key, None if value in ("", None) else value)
-    for key in _INTS:
+    for key in INTS:
         gui.option(key, key, int(float(gui[key] or 0)))
     gui.option("optimizer_type", "optimizer")
     gui.option("resolution", "max_resolution")
@@ -1242,7 +713,7 @@ def _family_options(gui: _Gui, *, sdxl: bool, flux: bool) -> None:
         elif not gui[key]:
             gui.record(key, "unset", "off")
     if not flux:
-        for key in _FLUX_FIELDS:
+        for key in FLUX_FIELDS:
             gui.record(key, "dropped", "a Flux field; flux1_checkbox is off")
         gui.record("fp8_base_unet", "dropped", "a Flux field; flux1_checkbox is off")
         return
@@ -1365,14 +836,14 @@ def _account(gui: _Gui) -> None:
         if source in LORA_TAB_KEYS and not gui.in_file(source) and not record.default:
             records[source] = dataclasses.replace(record, default=True)
     for key in gui.data:
-        if key in _GUI_ONLY:
-            gui.builder.record(key, "dropped", reason=_GUI_ONLY[key])
-        elif key in _MIGRATED:
-            gui.builder.record(key, "dropped", reason=f"an old GUI key, read as {_MIGRATED[key]}")
+        if key in GUI_ONLY:
+            gui.builder.record(key, "dropped", reason=GUI_ONLY[key])
+        elif key in MIGRATED:
+            gui.builder.record(key, "dropped", reason=f"an old GUI key, read as {MIGRATED[key]}")
         elif key == "LyCORIS_preset":
             gui.builder.record(key, "dropped", reason="only used by LyCORIS types")
-        elif key in _SD3_FIELDS or any(
-            key == k or key.startswith(p) for k, (_, p) in _OTHER_FAMILIES.items()
+        elif key in SD3_FIELDS or any(
+            key == k or key.startswith(p) for k, (_, p) in OTHER_FAMILIES.items()
         ):
             gui.builder.record(key, "dropped", reason="a field of a model family that is off")
         elif key not in LORA_TAB_KEYS:

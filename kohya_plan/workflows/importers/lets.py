@@ -13,15 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.workflows.importers.mapping import (
-    Builder,
-    DatasetBlock,
-    DatasetInput,
-    Given,
-    build_plan,
-    refuse,
-)
+from kohya_plan.workflows.importers.mapping import build_plan
 from kohya_plan.workflows.importers.sd_scripts import load_toml
+from kohya_plan.workflows.importers.state import Builder, DatasetBlock, DatasetInput, refuse
+from kohya_plan.workflows.importers.values import Given
 
 if TYPE_CHECKING:
     from kohya_plan.workflows.importers.report import ImportResult

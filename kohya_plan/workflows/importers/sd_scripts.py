@@ -13,19 +13,16 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.workflows.importers.mapping import (
+from kohya_plan.workflows.importers.mapping import build_plan
+from kohya_plan.workflows.importers.sources import Sources, resolve_path
+from kohya_plan.workflows.importers.state import Builder, DatasetBlock, DatasetInput, refuse
+from kohya_plan.workflows.importers.values import (
     OTHER_SCRIPTS,
     SCRIPT_FAMILY,
-    Builder,
-    DatasetBlock,
-    DatasetInput,
     Given,
-    build_plan,
     known_options,
-    refuse,
     script_options,
 )
-from kohya_plan.workflows.importers.sources import Sources, resolve_path
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -366,7 +366,7 @@ def test_gui_step_count_is_reported_beside_sd_scripts_count(tmp_path: Path, run_
     data = json.loads(result.output)
     # lora_gui.py L1720-1731: ceil(7 images × 10 repeats / batch 4 / 1 × 8 epochs × 1) = 140
     assert data["source_steps"] == 140
-    # sd-scripts: buckets 512x512: 40 → 10 batches, 448x576: 30 → 8 batches; 18 × 8 epochs
+    # sd-scripts: buckets 512x512: 40 → 10 batches, 384x576: 30 → 8 batches; 18 × 8 epochs
     assert data["check"]["steps"]["total_optimization_steps"] == 144
     text = run_cli("import", source, "-o", tmp_path / "q.toml").output
     assert "would have run 140 steps; sd-scripts counts 144 for 8 epochs" in text

@@ -11,15 +11,11 @@ import pytest
 from kohya_plan.loading import validate_plan
 from kohya_plan.options import options_for
 from kohya_plan.render.config_toml import OPTION_FOR
-from kohya_plan.workflows.importers.mapping import (
-    Builder,
-    Given,
-    build_plan,
-    parse_key_values,
-    typed,
-)
+from kohya_plan.workflows.importers.mapping import build_plan
 from kohya_plan.workflows.importers.sd_scripts import import_config
 from kohya_plan.workflows.importers.sources import memory_sources, resolve_path
+from kohya_plan.workflows.importers.state import Builder
+from kohya_plan.workflows.importers.values import Given, parse_key_values, typed
 
 OPTIONS = options_for("train_network.py")
 SAMPLES: dict[str, Any] = {
