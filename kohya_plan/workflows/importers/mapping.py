@@ -86,7 +86,7 @@ def build_plan(
     if name != "sd15" or family is not None:
         builder.set("model.family", name, family)
     else:
-        builder.fill("model.family", name, f"{script}: SD1.x/2.x")
+        builder.fill("model.family", name, f"the script is {script} (SD1.x/2.x)")
     _model(state)
     _network(state)
     _optimizer(state)

@@ -79,10 +79,12 @@ def render_plan(result: ImportResult, plan_dir: Path, source_label: str, version
     origin: dict[str, str] = {}
     for record in result.records:
         if record.plan_key and record.kind in ("mapped", "extra"):
-            note = f"← {record.source}" + (" (its tool's default)" if record.default else "")
+            note = f"← {record.source}" + (
+                " (not in the file: its tool's default)" if record.default else ""
+            )
             origin.setdefault(record.plan_key, note)
     for item in result.filled:
-        mark = "CHANGE ME: " if item.placeholder else "not in the source: "
+        mark = "CHANGE ME: " if item.placeholder else "(no source key) "
         origin[item.plan_key] = mark + item.reason
     data = relative_paths(result.plan, plan_dir)
     doc = tomlkit.document()
