@@ -82,6 +82,7 @@ _DATASET_KEYS = frozenset(
 
 
 def map_dataset(state: State, dataset: DatasetInput | None) -> None:
+    """The dataset config (or the folders) onto the plan's dataset and subsets."""
     b = state.builder
     argparse_values = {
         _ARGPARSE_TO_CONFIG.get(name, name): given

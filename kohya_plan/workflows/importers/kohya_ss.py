@@ -173,9 +173,11 @@ class _Gui:
         return GUI_DEFAULTS.get(key, "")
 
     def in_file(self, key: str) -> bool:
+        """Whether the file holds the field (or the old name it was migrated from)."""
         return key in self.data or key in self.migrated
 
     def given(self, key: str, value: Any = None, *, parts: dict[str, str] | None = None) -> Given:
+        """The field's value (or `value`) with its source key, marked when not in the file."""
         return Given(self[key] if value is None else value, key, not self.in_file(key), parts)
 
     def option(self, name: str, key: str, value: Any = None) -> None:
@@ -193,6 +195,7 @@ class _Gui:
             self.builder.record(key, "unset", reason=_unset_reason(name, value, self.builder))
 
     def record(self, key: str, kind: Any, reason: str) -> None:
+        """A record for a field the file holds (others need none)."""
         if key in self.data:
             self.builder.record(key, kind, reason=reason)
 

@@ -125,6 +125,8 @@ def refuse(field_name: str, message: str, fix: str = "") -> NoReturn:
 
 @dataclass
 class State:
+    """What `build_plan` works on: the options still to map, and which were mapped."""
+
     builder: Builder
     script: str
     options: dict[str, Given]
@@ -141,6 +143,7 @@ class State:
 
 
 def resolved(state: State, given: Given) -> str:
+    """A source path made absolute (see sources.resolve_path); notes how it was found."""
     resolved = resolve_path(str(given.value), state.builder.sources)
     if resolved.note:
         state.builder.notes.append(f"{given.source}: {resolved.note}")
@@ -148,6 +151,7 @@ def resolved(state: State, given: Given) -> str:
 
 
 def pure_path(state: State, text: str) -> PurePath:
+    """A path string as the sources' path type."""
     return type(state.builder.sources.base_dir)(text)
 
 
@@ -167,6 +171,7 @@ def take_typed(state: State, name: str) -> tuple[Given, Any] | None:
 
 
 def map_direct(state: State, name: str, plan_key: str, reason: str = "") -> Any:
+    """Option → plan key, value typed (paths resolved); returns the value or None."""
     taken = take_typed(state, name)
     if taken is None:
         return None
@@ -178,6 +183,7 @@ def map_direct(state: State, name: str, plan_key: str, reason: str = "") -> Any:
 
 
 def map_flag(state: State, name: str, plan_key: str) -> None:
+    """A store_true option → a plan flag (false is sd-scripts' default: left out)."""
     taken = take_typed(state, name)
     if taken is None:
         return
@@ -189,12 +195,14 @@ def map_flag(state: State, name: str, plan_key: str) -> None:
 
 
 def mark_used(state: State, given: Given) -> None:
+    """Mark the option holding `given` as mapped."""
     for name, item in state.options.items():
         if item is given:
             state.used.add(name)
 
 
 def is_option(state: State, given: Given) -> bool:
+    """Whether `given` is one of the options (not a dataset-config value)."""
     return any(item is given for item in state.options.values())
 
 

@@ -188,6 +188,7 @@ def _network_value(text: str) -> Any:
 
 
 def bare_word(items: list[str], key: str) -> bool:
+    """Whether `key`'s value in a key=value list is no Python literal (sd-scripts fails)."""
     for item in items:
         k, _, text = str(item).partition("=")
         if k.strip() == key:
