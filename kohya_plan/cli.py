@@ -282,10 +282,10 @@ def import_command(
         )
     except PlanError as exc:
         if as_json:
-            errors = [{"field": p.field, "message": p.message, "fix": p.fix} for p in exc.problems]
+            errors = [f.to_json() for f in exc.findings]
             display.raw(json.dumps({"ok": False, "errors": errors}, ensure_ascii=False) + "\n")
         else:
-            display.problems(exc.problems, title=f"Cannot import {source}")
+            display.problems(exc.findings, title=f"Cannot import {source}")
         raise SystemExit(2) from None
     if as_json:
         display.raw(json.dumps(done.to_json(), indent=2, ensure_ascii=False, default=str) + "\n")

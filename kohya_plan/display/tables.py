@@ -140,7 +140,8 @@ def import_report(done: Imported) -> None:
     if implied:
         _out.print(
             Text(
-                f"Not in the source, written as sd-scripts does it ({len(implied)}):", style="bold"
+                f"Given by no source key, written as sd-scripts does it ({len(implied)}):",
+                style="bold",
             )
         )
         for item in implied:

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.errors import PlanError, Problem, UsageError
+from kohya_plan import rundir
+from kohya_plan.errors import PlanError, UsageError
+from kohya_plan.rules import IMPORT_SOURCE
 from kohya_plan.workflows.importers.detect import FORMATS, detect_format
 from kohya_plan.workflows.importers.sources import Sources
 
 if TYPE_CHECKING:
-    from kohya_plan.planning import CheckReport
+    from kohya_plan.checks.report import CheckReport
+    from kohya_plan.findings import Finding
     from kohya_plan.workflows.importers.report import ImportResult
 
 
@@ -79,11 +82,17 @@ def _read(path: Path, field: str) -> str:
     try:
         return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise PlanError([Problem(field, f"{path} not found", "check the path")]) from None
+        raise PlanError(
+            [IMPORT_SOURCE.finding(field, f"{path} not found", "check the path")]
+        ) from None
     except IsADirectoryError:
-        raise PlanError([Problem(field, f"{path} is a folder", "give the file")]) from None
+        raise PlanError(
+            [IMPORT_SOURCE.finding(field, f"{path} is a folder", "give the file")]
+        ) from None
     except UnicodeDecodeError as exc:
-        problem = Problem(field, f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8")
+        problem = IMPORT_SOURCE.finding(
+            field, f"{path} is not UTF-8 (byte {exc.start})", "save it as UTF-8"
+        )
         raise PlanError([problem]) from None
 
 
@@ -94,11 +103,11 @@ class Imported:
     result: ImportResult
     plan_path: Path
     report: CheckReport | None
-    problems: list[Problem]
+    problems: list[Finding]
 
     def to_json(self) -> dict[str, Any]:
         """`import --json`: the mapping report, the plan written, and its check."""
-        from kohya_plan.planning import failed_report_json
+        from kohya_plan.checks.report import failed_report_json
 
         check = (
             self.report.to_json()
@@ -111,7 +120,7 @@ class Imported:
 def default_target(source: str) -> Path:
     """`<source stem>.plan.toml` beside a source file; ./plan.toml for stdin."""
     if source == "-":
-        return Path("plan.toml")
+        return Path(rundir.PLAN)  # the plan file's usual name (as `init` writes it)
     path = Path(source)
     return path.with_name(f"{path.stem}.plan.toml")
 
@@ -132,7 +141,9 @@ def import_source(
     if source == "-":
         text, name, base_dir, label = stdin_text or "", "", Path.cwd(), "a pasted command"
         if fmt == "auto" and not text.strip():
-            raise PlanError([Problem("-", "nothing was read from stdin", "paste the command")])
+            raise PlanError(
+                [IMPORT_SOURCE.finding("-", "nothing was read from stdin", "paste the command")]
+            )
     else:
         path = Path(source)
         text, name, base_dir, label = (
@@ -155,9 +166,9 @@ def import_source(
         msg = f"{target} already exists — give another -o, or remove the file first"
         raise UsageError(msg) from None
     report = None
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     try:
         report = check_plan(target)
     except PlanError as exc:
-        problems = exc.problems
+        problems = exc.findings
     return Imported(result, target, report, problems)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# The renderer's table, imported here only (it moves to kohya_plan/options.py).
-from kohya_plan.render.config_toml import OPTION_FOR
+# The renderer's table, imported here only.
+from kohya_plan.options import OPTION_FOR
 from kohya_plan.workflows.importers.datasets import map_dataset
 from kohya_plan.workflows.importers.sources import resolve_path
 from kohya_plan.workflows.importers.state import (
@@ -101,7 +101,7 @@ def build_plan(
 
 def _model_ref(state: State, given: Given) -> str:
     """A local file or folder (made absolute) or a Hub repo id (kept)."""
-    from kohya_plan.hub import is_hub_ref
+    from kohya_plan.inputs.hub.refs import is_hub_ref
 
     text = str(given.value).strip()
     resolved = resolve_path(text, state.builder.sources)

@@ -7,7 +7,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from kohya_plan.errors import PlanError, Problem
+from kohya_plan.errors import PlanError
+from kohya_plan.rules import IMPORT_SOURCE
 from kohya_plan.workflows.importers.report import Filled, ImportResult, Kind, Record
 from kohya_plan.workflows.importers.sources import Sources, resolve_path
 from kohya_plan.workflows.importers.values import CannotCarry, Given, typed
@@ -120,7 +121,7 @@ def put(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def refuse(field_name: str, message: str, fix: str = "") -> NoReturn:
     """Stop the import with an error naming the source key (exit 2, nothing written)."""
-    raise PlanError([Problem(field_name, message, fix, id="import")]) from None
+    raise PlanError([IMPORT_SOURCE.finding(field_name, message, fix)]) from None
 
 
 @dataclass

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from kohya_plan.loading import validate_plan
-from kohya_plan.options import options_for
-from kohya_plan.render.config_toml import OPTION_FOR
+from kohya_plan.options import OPTION_FOR, options_for
 from kohya_plan.workflows.importers.mapping import build_plan
 from kohya_plan.workflows.importers.sd_scripts import import_config
 from kohya_plan.workflows.importers.sources import memory_sources, resolve_path

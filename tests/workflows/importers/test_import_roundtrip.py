@@ -37,7 +37,7 @@ def test_import_of_made_files_renders_them_again(tmp_path: Path, case: str, run_
     plan = _golden_case(case, root)
     first = check_plan(plan)
     assert first.ok, [str(f) for f in first.findings]
-    run_dir, _ = make_run(first)
+    run_dir = make_run(first).run_dir
     # The new plan takes the old one's place, so the files' headers name the same plan.
     plan.rename(root / "original.toml")
     result = run_cli(
@@ -51,7 +51,7 @@ def test_import_of_made_files_renders_them_again(tmp_path: Path, case: str, run_
     assert result.exit_code == 0, result.output
     again = check_plan(plan)
     assert again.ok, [str(f) for f in again.findings]
-    second_dir, _ = make_run(again)
+    second_dir = make_run(again).run_dir
     for name in ("config.toml", "dataset.toml", "prompts.txt"):
         before = (run_dir / name).read_text(encoding="utf-8").replace(run_dir.name, "<RUN>")
         after = (second_dir / name).read_text(encoding="utf-8").replace(second_dir.name, "<RUN>")
@@ -61,7 +61,7 @@ def test_import_of_made_files_renders_them_again(tmp_path: Path, case: str, run_
 def test_round_trip_plan_names_its_sources(tmp_path: Path, run_cli) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    run_dir, _ = make_run(check_plan(_golden_case("subsets-reg", root)))
+    run_dir = make_run(check_plan(_golden_case("subsets-reg", root))).run_dir
     target = tmp_path / "imported.toml"
     result = run_cli(
         "import",
