@@ -99,6 +99,7 @@ def cli(debug: bool) -> None:
     Typical session:
       kohya-plan setup                        # sd-scripts + its Python, once (~6 GB)
       kohya-plan init my-lora                 # a commented plan.toml to edit
+      kohya-plan import my_lora.json          # ... or one made from your kohya_ss config
       kohya-plan check my-lora/plan.toml      # every problem at once, and the exact steps
       kohya-plan make my-lora/plan.toml --dry-run   # the exact command, nothing written
       kohya-plan make my-lora/plan.toml       # a new run folder with all sd-scripts files
@@ -245,6 +246,69 @@ def make(
         display.raw(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return
     display.made(str(run_dir), shell_command(rendered.launch, shell), shell)
+
+
+@cli.command(name="import")
+@click.argument("source", metavar="SOURCE")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The new plan (default: <source>.plan.toml beside it; ./plan.toml for -).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "kohya_ss", "sd-scripts", "command", "sd-trainer", "lets"]),
+    default="auto",
+    show_default=True,
+    help="The source's format (auto: detected).",
+)
+@click.option(
+    "--dataset-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With an sd-scripts config TOML: its --dataset_config file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the mapping report as JSON.")
+def import_command(
+    source: str, output: Path | None, fmt: str, dataset_config: Path | None, as_json: bool
+) -> None:
+    """Turn another tool's config into a NEW commented plan, then check it.
+
+    SOURCE is a kohya_ss GUI JSON, an sd-scripts config or dataset TOML, an SD-Trainer or
+    LoRA_Easy_Training_Scripts TOML, a file with a training command, or - to paste a
+    command (POSIX, or PowerShell/cmd with ` or ^ line continuations) on stdin.
+    Prints what became of every key. Never overwrites; exit status 2 when the source
+    cannot be imported (nothing is written), else 0 (check's findings are shown).
+
+    \b
+    Examples:
+      kohya-plan import my_lora.json
+      kohya-plan import config.toml --dataset-config dataset.toml -o plan.toml
+      kohya-plan import - -o plan.toml < command.txt
+      kohya-plan import settings.toml --format lets --json
+    """
+    import sys
+
+    from kohya_plan import display
+    from kohya_plan.workflows.importers import import_source
+
+    stdin_text = sys.stdin.read() if source == "-" else None
+    try:
+        done = import_source(
+            source, output=output, fmt=fmt, dataset_config=dataset_config, stdin_text=stdin_text
+        )
+    except PlanError as exc:
+        if as_json:
+            errors = [f.to_json() for f in exc.findings]
+            display.raw(json.dumps({"ok": False, "errors": errors}, ensure_ascii=False) + "\n")
+        else:
+            display.problems(exc.findings, title=f"Cannot import {source}")
+        raise SystemExit(2) from None
+    if as_json:
+        display.raw(json.dumps(done.to_json(), indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        display.import_report(done)
 
 
 @cli.command()

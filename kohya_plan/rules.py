@@ -43,6 +43,10 @@ def _rule(id: str, severity: Severity, ref: str, title: str, *, waivable: bool =
 INVALID = _rule("invalid", "error", "plan", "a value the plan's schema refuses", waivable=False)
 UNKNOWN_KEY = _rule("unknown-key", "error", "plan", "a key the plan does not have", waivable=False)
 MISSING = _rule("missing", "error", "plan", "a required key is not given", waivable=False)
+# `kohya-plan import`: a source it cannot turn into a plan (nothing is written).
+IMPORT_SOURCE = _rule(
+    "import-source", "error", "import", "a source that cannot be imported", waivable=False
+)
 # Tutorial rules that block `make` unless waived.
 ALPHA_ABOVE_DIM = _rule("alpha-above-dim", "error", "T12", "network alpha is larger than the rank")
 TE_LR_RATIO = _rule(

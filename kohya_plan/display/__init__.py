@@ -17,6 +17,7 @@ from kohya_plan.display.setup import (
 from kohya_plan.display.tables import (
     check_report,
     findings,
+    import_report,
     lr_find_result,
     made,
     run_summary,
@@ -31,6 +32,7 @@ __all__ = [
     "diagnoses",
     "error",
     "findings",
+    "import_report",
     "lr_find_result",
     "made",
     "plain",

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kohya_plan.display.console import OUT as _out
+from kohya_plan.display.console import problems
 from kohya_plan.display.live import loss_text as _loss
 from kohya_plan.summary import format_clock as _clock
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from kohya_plan.checks.report import CheckReport
     from kohya_plan.findings import Finding
     from kohya_plan.summary import RunSummary
+    from kohya_plan.workflows.importers import Imported
     from kohya_plan.workflows.lrfind.run import LrFindResult
 
 
@@ -110,6 +112,64 @@ def check_report(report: CheckReport) -> None:
         _out.print(Text("✓ plan is ready for `kohya-plan make`", style="bold green"))
     else:
         _out.print(Text("✗ fix the errors above (or waive them in [rules])", style="bold red"))
+
+
+def import_report(done: Imported) -> None:
+    """`kohya-plan import`: what became of every source key, then the new plan's check."""
+    from kohya_plan.workflows.importers.report import KIND_TITLES
+
+    result = done.result
+    _out.print(Text(f"Imported {result.format} ({result.script}) → {done.plan_path}", style="bold"))
+    for kind, title in KIND_TITLES.items():
+        records = [r for r in result.records if r.kind == kind]
+        if not records:
+            continue
+        _out.print(Text(f"{title.capitalize()} ({len(records)}):", style="bold"))
+        for record in records:
+            line = Text("  " + record.source)
+            if record.plan_key is not None:
+                line.append(" → ")
+                line.append(f"{record.plan_key} = {record.value!r}", style="cyan")
+            if record.default:
+                line.append("  (its tool's default)", style="dim")
+            if record.reason:
+                line.append(f"  {record.reason}", style="yellow" if kind == "cannot" else "dim")
+            _out.print(line)
+    placeholders = [f for f in result.filled if f.placeholder]
+    implied = [f for f in result.filled if not f.placeholder]
+    if implied:
+        _out.print(
+            Text(
+                f"Given by no source key, written as sd-scripts does it ({len(implied)}):",
+                style="bold",
+            )
+        )
+        for item in implied:
+            _out.print(Text(f"  {item.plan_key} = {item.value!r}  ") + Text(item.reason, "dim"))
+    if placeholders:
+        _out.print(Text(f"Change these in the plan ({len(placeholders)}):", style="bold red"))
+        for item in placeholders:
+            _out.print(Text(f"  {item.plan_key} = {item.value!r}  {item.reason}", style="red"))
+    for note in result.notes:
+        _out.print(Text(f"note: {note}", style="dim"))
+    report = done.report
+    steps = None if report is None else report.facts.steps
+    if result.source_steps is not None and steps is not None:
+        same = result.source_steps == steps.total_optimization_steps
+        _out.print(
+            Text(
+                f"The source tool would have run {result.source_steps} steps; sd-scripts counts "
+                f"{steps.total_optimization_steps} for {steps.epochs} epochs"
+                + ("" if same else " (buckets, GPUs and rounding the tool ignores)"),
+                style="bold" if same else "bold yellow",
+            )
+        )
+    _out.print(Text(f"Check of {done.plan_path}:", style="bold"))
+    if report is not None:
+        check_report(report)
+    else:
+        problems(done.problems, title="The imported plan does not validate yet")
+    _out.print(Text("Edit it, then: ", style="bold") + Text(f"kohya-plan check {done.plan_path}"))
 
 
 def made(run_dir: str, command: str, shell_name: str) -> None:
