@@ -176,14 +176,24 @@ def _body(
     ]
     if save_state:
         lines += [
-            "# The newest saved state (a requeued job continues from it).",
+            "# The newest saved state (a requeued job continues from it). An epoch state also",
+            "# gives --initial_epoch: after a resume sd-scripts (48d368fa) restarts global_step",
+            "# and saves steps-since-resume as current_step, so the state's step count is wrong",
+            "# from the second start on; its current_epoch stays right.",
             "while IFS= read -r state; do",
-            '  if [ -f "$state/train_state.json" ]; then',
-            '    RESUME=(--resume "$state" --skip_until_initial_step)',
-            "    break",
-            "  fi",
-            'done < <(ls -1dt -- "$OUTPUT_DIR/$OUTPUT_NAME"-state'
-            ' "$OUTPUT_DIR/$OUTPUT_NAME"-*-state 2> /dev/null)',
+            '  [ -f "$state/train_state.json" ] || continue',
+            '  RESUME=(--resume "$state" --skip_until_initial_step)',
+            '  case "$state" in',
+            "    *-step[0-9]*-state) ;;",
+            "    *)",
+            "      epoch=$(sed -n 's/.*\"current_epoch\": *\\([0-9][0-9]*\\).*/\\1/p'"
+            ' "$state/train_state.json")',
+            '      [ -n "$epoch" ] && RESUME+=(--initial_epoch "$(( epoch + 1 ))")',
+            "      ;;",
+            "  esac",
+            "  break",
+            # the final <name>-state is left out: a finished run is not resumed
+            'done < <(ls -1dt -- "$OUTPUT_DIR/$OUTPUT_NAME"-*-state 2> /dev/null)',
         ]
     lines += [
         'echo "kohya-plan: job ${SLURM_JOB_ID} (start $(( ${SLURM_RESTART_COUNT:-0} + 1 )))'

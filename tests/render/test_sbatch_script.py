@@ -180,35 +180,54 @@ def test_trainer_failure_is_the_jobs_exit_status(
     assert "the trainer ended with exit status 3" in res.stdout
 
 
-def _state(out: Path, name: str, age: float) -> Path:
+def _state(out: Path, name: str, age: float, epoch: int = 1, step: int = 4) -> Path:
     state = out / name
     state.mkdir(parents=True)
-    (state / "train_state.json").write_text('{"current_epoch": 1, "current_step": 4}')
+    (state / "train_state.json").write_text(f'{{"current_epoch": {epoch}, "current_step": {step}}}')
     stamp = time.time() - age
     os.utime(state, (stamp, stamp))
     return state
 
 
-def test_resumes_from_the_newest_state(fake_slurm: dict[str, Path], tmp_path: Path) -> None:
-    out = tmp_path / "lora out"
-    _state(out, "testlora-000001-state", age=300)
-    newest = _state(out, "testlora-step00000008-state", age=100)
-    _state(out, "testlora2-000009-state", age=10)  # another output name: not ours
-    (out / "testlora-000003-state").mkdir()  # no train_state.json: not a state
+def _resume_argv(fake: dict[str, Path], tmp_path: Path, out: Path) -> list[str]:
     script = _script(
-        fake_slurm,
-        tmp_path,
-        SlurmSection(),
-        save_state=True,
-        output_dir=out,
-        output_name="testlora",
+        fake, tmp_path, SlurmSection(), save_state=True, output_dir=out, output_name="testlora"
     )
     res = subprocess.run(
-        ["bash", script], env=_env(fake_slurm), capture_output=True, text=True, check=False
+        ["bash", script], env=_env(fake), capture_output=True, text=True, check=False
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    assert _argv(fake_slurm, 0)[-3:] == ["--resume", str(newest), "--skip_until_initial_step"]
-    assert f"resuming from {newest}" in res.stdout
+    return _argv(fake, 0)
+
+
+def test_resumes_from_the_newest_epoch_state_at_the_next_epoch(
+    fake_slurm: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "lora out"
+    _state(out, "testlora-000001-state", age=300, epoch=1, step=2)
+    # a state saved by a resumed run: sd-scripts wrote the steps since the resume (18 of 50)
+    newest = _state(out, "testlora-000025-state", age=100, epoch=25, step=18)
+    _state(out, "testlora2-000030-state", age=10, epoch=30)  # another output name: not ours
+    _state(out, "testlora-state", age=5, epoch=40)  # the final state: the run had ended
+    (out / "testlora-000026-state").mkdir()  # no train_state.json: not a state
+    argv = _resume_argv(fake_slurm, tmp_path, out)
+    assert argv[-5:] == [
+        "--resume",
+        str(newest),
+        "--skip_until_initial_step",
+        "--initial_epoch",
+        "26",
+    ]
+
+
+def test_a_step_state_resumes_by_its_own_step_count(
+    fake_slurm: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "lora out"
+    _state(out, "testlora-000001-state", age=300)
+    newest = _state(out, "testlora-step00000008-state", age=100, epoch=2, step=8)
+    argv = _resume_argv(fake_slurm, tmp_path, out)
+    assert argv[-3:] == ["--resume", str(newest), "--skip_until_initial_step"]
 
 
 def test_no_state_yet_starts_fresh(fake_slurm: dict[str, Path], tmp_path: Path) -> None:
