@@ -180,10 +180,14 @@ def test_trainer_failure_is_the_jobs_exit_status(
     assert "the trainer ended with exit status 3" in res.stdout
 
 
-def _state(out: Path, name: str, age: float, epoch: int = 1, step: int = 4) -> Path:
+def _state(
+    out: Path, name: str, age: float, epoch: int = 1, step: int = 4, *, complete: bool = True
+) -> Path:
     state = out / name
     state.mkdir(parents=True)
     (state / "train_state.json").write_text(f'{{"current_epoch": {epoch}, "current_step": {step}}}')
+    if complete:
+        (state / "random_states_0.pkl").write_bytes(b"rng")
     stamp = time.time() - age
     os.utime(state, (stamp, stamp))
     return state
@@ -210,6 +214,8 @@ def test_resumes_from_the_newest_epoch_state_at_the_next_epoch(
     _state(out, "testlora2-000030-state", age=10, epoch=30)  # another output name: not ours
     _state(out, "testlora-state", age=5, epoch=40)  # the final state: the run had ended
     (out / "testlora-000026-state").mkdir()  # no train_state.json: not a state
+    # saving cut short by the time limit: train_state.json is there, random_states_0.pkl not
+    _state(out, "testlora-000027-state", age=1, epoch=27, complete=False)
     argv = _resume_argv(fake_slurm, tmp_path, out)
     assert argv[-5:] == [
         "--resume",
