@@ -1,6 +1,7 @@
 """The SLURM test cluster: a real single-node Slurm on localhost, for the tests marked `slurm`.
 
-Import the fixture into a test module (or a conftest) as ``from slurm_lab import slurm_cluster``.
+Import the fixture into a test module (or a conftest) as
+``from slurm_lab import slurm_cluster_fixture``; tests then ask for ``slurm_cluster``.
 It brings the cluster up once per test session in a fresh temporary folder
 (``tests/labs/slurm/slurm-up.sh``: munged, mariadbd, slurmdbd, slurmctld, slurmd, free ports,
 a few seconds) and always tears it down (``slurm-down.sh``: jobs cancelled first, then exactly
@@ -275,8 +276,8 @@ def running_cluster(root: Path) -> Iterator[SlurmCluster]:
             print(out)
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
+@pytest.fixture(scope="session", name="slurm_cluster")
+def slurm_cluster_fixture() -> Iterator[SlurmCluster]:
     """The lab cluster for the whole session (skips where SLURM is missing)."""
     reason = skip_reason()
     if reason is not None:

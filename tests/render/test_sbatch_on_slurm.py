@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sdlab
 from helpers import base_plan, make_images, write_plan
-from slurm_lab import slurm_cluster  # noqa: F401 (the fixture)
+from slurm_lab import slurm_cluster_fixture  # noqa: F401 (the fixture slurm_cluster)
 
 from kohya_plan.plan.slurm import SlurmSection
 from kohya_plan.planning import check_plan, make_run
@@ -46,6 +46,7 @@ pytestmark = [
 # the lab node has 2 cores and ~20 GB for jobs; one tiny-SD1.5 trainer peaks at ~7.5 GB
 # sd-scripts' progress bar after its first optimizer step: "steps:  2%|▏   | 1/80 ["
 FIRST_STEP = re.compile(r"steps: +\d+%\|[^|]*\| *[1-9]\d*/\d+ ")
+SHIM = Path(__file__).resolve().parent.parent / "labs" / "cpu_ddp"
 SLURM = SlurmSection(gpus_per_node=0, cpus_per_task=2, mem="12G", time="20")
 
 
@@ -116,7 +117,7 @@ def _trainers(marker: str) -> list[int]:
 
 
 def test_job_script_trains_and_completes(
-    slurm_cluster: SlurmCluster,  # noqa: F811
+    slurm_cluster: SlurmCluster,
     lab: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -147,7 +148,7 @@ def test_job_script_trains_and_completes(
 
 
 def test_job_array_runs_one_point_at_a_time(
-    slurm_cluster: SlurmCluster,  # noqa: F811
+    slurm_cluster: SlurmCluster,
     lab: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -198,7 +199,7 @@ def test_job_array_runs_one_point_at_a_time(
 
 
 def test_scancel_stops_the_trainer_at_once(
-    slurm_cluster: SlurmCluster,  # noqa: F811
+    slurm_cluster: SlurmCluster,
     lab: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -230,3 +231,33 @@ def test_scancel_stops_the_trainer_at_once(
     assert gone < 10
     assert [r["State"].split()[0] for r in rows if r["JobID"] == job] == ["CANCELLED"]
     assert not (tmp_path / "out" / "testlora.safetensors").exists()
+
+
+def test_two_machines_as_two_tasks_on_the_node(
+    slurm_cluster: SlurmCluster,
+    lab: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    # Two Slurm tasks on the one node stand for two machines: machine ranks from SLURM_PROCID,
+    # rank 0's address from the node list, one process each (the CPU shim: see labs/cpu_ddp).
+    run_dir, plan, launch = _made(_plan(tmp_path, lab))
+    parts = _parts(plan, launch)
+    parts["env"] = {**parts["env"], "PYTHONPATH": str(SHIM)}
+    slurm = SLURM.model_copy(update={"cpus_per_task": 1})
+    script = run_dir / "job.sbatch"
+    script.write_text(
+        render_sbatch(slurm, run_dir=run_dir, save_state=False, **parts), encoding="utf-8"
+    )
+    t0 = time.monotonic()
+    job = slurm_cluster.sbatch(script, "--ntasks-per-node=2")
+    states = slurm_cluster.wait_final(job, timeout=600)
+    took = time.monotonic() - t0
+    log = (run_dir / f"slurm-{job}.out").read_text(encoding="utf-8", errors="replace")
+    print(f"two machines {job}: {states} after {took:.1f} s")
+    assert states == {job: "COMPLETED"}, log[-3000:]
+    assert "2 machine(s) x 1 process(es), head localhost" in log
+    assert "cpu-ddp-shim: rank 0: not wrapping" in log
+    assert "cpu-ddp-shim: rank 1: not wrapping" in log
+    # 2 images × 1 repeat = 2 batches; each of the 2 processes sees 1 batch per epoch
+    assert "num batches per epoch / 1epochのバッチ数: 1" in log
+    assert (tmp_path / "out" / "testlora.safetensors").is_file()
