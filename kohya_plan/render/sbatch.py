@@ -205,9 +205,13 @@ def _body(
         "",
         "SRUN_PID=",
         *(["REQUEUE="] if save_state else []),
-        "stop_trainer() {  # accelerate's launcher forwards SIGTERM to its workers",
+        # SIGTERM to the job's steps (not to srun: it answers SIGTERM by killing the step);
+        # accelerate's launcher forwards it to its workers
+        "stop_trainer() {",
         '  echo "kohya-plan: $1: stopping the trainer"',
-        '  [ -n "$SRUN_PID" ] && kill -TERM "$SRUN_PID" 2> /dev/null',
+        '  [ -n "$SRUN_PID" ] || return 0',
+        '  scancel --signal=TERM "$SLURM_JOB_ID" 2> /dev/null ||',
+        '    kill -TERM "$SRUN_PID" 2> /dev/null',
         "}",
         "on_time_limit() {",
     ]

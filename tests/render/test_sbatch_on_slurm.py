@@ -261,3 +261,62 @@ def test_two_machines_as_two_tasks_on_the_node(
     # 2 images × 1 repeat = 2 batches; each of the 2 processes sees 1 batch per epoch
     assert "num batches per epoch / 1epochのバッチ数: 1" in log
     assert (tmp_path / "out" / "testlora.safetensors").is_file()
+
+
+def _job_fields(cluster: SlurmCluster, job: str) -> dict[str, str]:
+    out = cluster.run("scontrol", "show", "job", "-o", job)
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+def test_time_limit_warning_requeues_and_resumes(
+    slurm_cluster: SlurmCluster,
+    lab: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    # Slurm's warning before the time limit (--signal=B:USR1@N) is sent here at once with
+    # `scancel --batch --signal=USR1`; the requeued job's wait (BeginTime, ~140 s) is cut short.
+    run_dir, plan, launch = _made(_plan(tmp_path, lab, epochs=6, save_state=True))
+    script = run_dir / "job.sbatch"
+    script.write_text(
+        render_sbatch(
+            SLURM,
+            run_dir=run_dir,
+            save_state=True,
+            output_dir=plan.output.dir,
+            output_name=plan.output.name,
+            **_parts(plan, launch),
+        ),
+        encoding="utf-8",
+    )
+    job = slurm_cluster.sbatch(script)
+    state = plan.output.dir / "testlora-000002-state"
+    deadline = time.monotonic() + 300
+    while not (state / "random_states_0.pkl").is_file():
+        assert time.monotonic() < deadline, "no state of epoch 2"
+        assert slurm_cluster.scontrol_states(job).get(job) in ("PENDING", "RUNNING")
+        time.sleep(0.5)
+    t0 = time.monotonic()
+    slurm_cluster.run("scancel", "--batch", "--signal=USR1", job)
+    while _job_fields(slurm_cluster, job).get("Restarts") != "1":
+        assert time.monotonic() - t0 < 60, "the job was not requeued"
+        time.sleep(0.5)
+    requeued = time.monotonic() - t0
+    slurm_cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+    states = slurm_cluster.wait_final(job, timeout=600)
+    log = (run_dir / f"slurm-{job}.out").read_text(encoding="utf-8", errors="replace")
+    print(f"requeue {job}: requeued {requeued:.1f} s after USR1; {states}")
+    assert states == {job: "COMPLETED"}, log[-3000:]
+    first, _, second = log.partition("(start 2)")
+    assert "the time limit is 120 s away: stopping the trainer" in first
+    assert f"requeueing job {job}; it resumes from the newest state" in first
+    resumed = re.search(r"resuming from (\S+)", second)
+    assert resumed is not None, second[:2000]
+    epoch = int(resumed.group(1).rsplit("-", 2)[-2])
+    assert epoch >= 2
+    # it went on with the epoch after the state's and ended at the planned last epoch
+    assert f"epoch {epoch + 1}/6" in second
+    assert f"epoch {epoch}/6" not in second
+    assert "epoch 6/6" in second
+    assert "model saved." in second
+    rows = slurm_cluster.run("sacct", "-D", "-X", "-j", job, "-n", "-P", "-o", "State").split()
+    assert rows == ["REQUEUED", "COMPLETED"]

@@ -38,12 +38,18 @@ if [ "$n" = 1 ]; then SLURM_PROCID=0 exec "$@"; fi
 for ((i = 0; i < n; i++)); do SLURM_PROCID=$i "$@" & done
 wait
 """
+# scancel --signal=TERM JOB: signal the tasks of the job's steps (here: the fake launcher)
+FAKE_SCANCEL = """#!/bin/bash
+echo "scancel $*" >> "$FAKE_LOG/scancel.txt"
+[ "$1" = --signal=TERM ] && kill -TERM "$(cat "$FAKE_LOG"/launcher.pid)"
+"""
 FAKE_SCONTROL = """#!/bin/bash
 echo "scontrol $*" >> "$FAKE_LOG/scontrol.txt"
 if [ "$1 $2" = "show hostnames" ]; then printf 'gpu-node-07\\ngpu-node-08\\n'; fi
 """
 # the "accelerate launcher": writes its argv, one per line, then trains until told otherwise
 FAKE_LAUNCHER = """#!/bin/bash
+echo $$ > "$FAKE_LOG/launcher.pid"
 printf '%s\\n' "$@" > "$FAKE_LOG/argv.$SLURM_PROCID"
 echo "cwd=$PWD HF_HOME=$HF_HOME PYTHONUNBUFFERED=$PYTHONUNBUFFERED" > "$FAKE_LOG/env.$SLURM_PROCID"
 trap 'echo TERM > "$FAKE_LOG/signal.$SLURM_PROCID"; exit 143' TERM
@@ -62,6 +68,7 @@ def fake_slurm(tmp_path: Path) -> dict[str, Path]:
     for name, text in (
         ("srun", FAKE_SRUN),
         ("scontrol", FAKE_SCONTROL),
+        ("scancel", FAKE_SCANCEL),
         ("launcher", FAKE_LAUNCHER),
     ):
         (bin_dir / name).write_text(text, encoding="utf-8")
@@ -275,6 +282,8 @@ def test_time_limit_signal_stops_the_trainer(fake_slurm: dict[str, Path], tmp_pa
     res = _signal_while_training(fake_slurm, script, signal.SIGUSR1)
     assert (fake_slurm["log"] / "signal.0").read_text().strip() == "TERM"
     assert "the time limit is 120 s away: stopping the trainer" in res.stdout
+    scancel = (fake_slurm["log"] / "scancel.txt").read_text()
+    assert scancel == "scancel --signal=TERM 4321\n"
     assert res.returncode == 143
     assert not (fake_slurm["log"] / "scontrol.txt").read_text().count("requeue")
 
