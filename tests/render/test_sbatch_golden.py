@@ -29,6 +29,7 @@ def test_job_script_matches_golden(case: str, update_golden: bool) -> None:
     assert text == golden.read_text(encoding="utf-8")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_job_script_is_valid_bash(case: str, tmp_path: Path) -> None:
     bash = shutil.which("bash")
@@ -40,6 +41,7 @@ def test_job_script_is_valid_bash(case: str, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_job_script_passes_shellcheck(case: str, tmp_path: Path) -> None:
     shellcheck = shutil.which("shellcheck")

@@ -24,9 +24,12 @@ from kohya_plan.render.sbatch import SbatchRun, render_sbatch, render_sbatch_arr
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("bash") is None or sys.platform == "win32", reason="needs bash (POSIX)"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        shutil.which("bash") is None or sys.platform == "win32", reason="needs bash (POSIX)"
+    ),
+]
 
 # srun: run the command once per task with SLURM_PROCID set, like one task per machine;
 # a single task is exec'ed, so that signals to srun reach it as srun forwards them

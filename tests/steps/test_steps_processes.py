@@ -16,7 +16,7 @@ import pytest
 from helpers import base_plan, make_images, write_plan
 
 from kohya_plan.planning import check_plan
-from kohya_plan.steps import total_steps, warmup_for_processes
+from kohya_plan.steps.count import total_steps, warmup_for_processes
 
 if TYPE_CHECKING:
     from pathlib import Path
