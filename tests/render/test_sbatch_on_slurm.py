@@ -10,7 +10,6 @@ About 4-6 minutes and 8 GB on a 2-core machine.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -81,9 +80,13 @@ def _plan(root: Path, lab: dict[str, Path], **training: Any) -> Path:
 def _made(plan_path: Path) -> tuple[Path, Plan, dict[str, Any]]:
     report = check_plan(plan_path)
     assert report.ok, [str(f) for f in report.findings]
-    run_dir, _ = make_run(report)
-    launch = json.loads((run_dir / "launch.json").read_text(encoding="utf-8"))
-    return run_dir, report.plan, launch
+    rendered = make_run(report)
+    launch = rendered.launch
+    return (
+        rendered.run_dir,
+        report.plan,
+        {"argv": launch.argv, "cwd": launch.cwd, "env": launch.env},
+    )
 
 
 def _parts(plan: Plan, launch: dict[str, Any]) -> dict[str, Any]:
