@@ -337,3 +337,58 @@ def tutorial_formula(images: int, repeats: int, epochs: int, batch_size: int) ->
     :func:`total_steps` to explain the difference.
     """
     return images * repeats * epochs / batch_size
+
+
+@dataclass(frozen=True, slots=True)
+class Warmup:
+    """What an ``lr_warmup_steps`` value does with P processes, in optimizer steps.
+
+    sd-scripts builds the scheduler for ``max_train_steps × P`` steps and accelerate steps it
+    P times per optimizer step (``AcceleratedScheduler.step`` without ``split_batches``), so
+    an integer W ends after W / P optimizer steps, while a ratio keeps its share of the run.
+    ``corrected`` is the value that warms up as long as W did on one process (W × P for an
+    integer, the ratio unchanged). ``lr_decay_steps`` behaves the same way.
+    """
+
+    given: int | float
+    num_processes: int
+    scheduler_steps: int
+    optimizer_steps: float
+    peak_at_step: int
+    corrected: int | float
+
+    @property
+    def shortened(self) -> bool:
+        """True when the warm-up is P times shorter than the number suggests."""
+        return isinstance(self.given, int) and self.num_processes > 1 and self.given > 0
+
+
+def warmup_for_processes(
+    value: int | float, *, num_processes: int, total_optimization_steps: int
+) -> Warmup:
+    """The effective warm-up of ``--lr_warmup_steps value`` and the value to offer instead.
+
+    ``value`` as sd-scripts parses it: an int is a count of scheduler steps, a float (< 1) a
+    ratio of ``max_train_steps × num_processes`` (``train_util.get_scheduler_fix``).
+    """
+    if num_processes < 1 or total_optimization_steps < 0:
+        msg = "num_processes must be >= 1 and total_optimization_steps >= 0"
+        raise ValueError(msg)
+    if value < 0:
+        msg = f"lr_warmup_steps must not be negative, got {value}"
+        raise ValueError(msg)
+    if isinstance(value, float):
+        scheduler_steps = int(value * total_optimization_steps * num_processes)
+        corrected: int | float = value
+    else:
+        scheduler_steps = value
+        corrected = value * num_processes
+    return Warmup(
+        given=value,
+        num_processes=num_processes,
+        scheduler_steps=scheduler_steps,
+        optimizer_steps=scheduler_steps / num_processes,
+        # the scheduler count reaches W at the first optimizer step k with k × P >= W
+        peak_at_step=math.ceil(scheduler_steps / num_processes),
+        corrected=corrected,
+    )
