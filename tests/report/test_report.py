@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from helpers import TESTS, base_plan, make_images, write_plan, write_png
 from kohya_plan.loading import load_plan
 from kohya_plan.planning import check_plan, make_run
 from kohya_plan.report import ReportData, gather, render_report, write_report
-from kohya_plan.report.charts import Series, line_chart, nice_ticks, thin, tick_label
+from kohya_plan.report.charts import Series, line_chart, thin, tick_label
 from kohya_plan.report.gather import parse_sample_name, read_prompts
 from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.workflows.results import finish_summary
@@ -173,7 +174,11 @@ def full_run(tmp_path: Path) -> Path:
 
 
 class Page(HTMLParser):
-    """What the page shows, collected the way the tests look at it."""
+    """What the page shows, collected the way the tests look at it.
+
+    Charts by id: the texts drawn in the SVG (legend, axis labels, ticks), the value labels drawn
+    above points, how many points each series' line passes through and how many markers it has
+    (in series order), and the chart's table of values (series name -> its cells)."""
 
     def __init__(self, text: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -183,12 +188,19 @@ class Page(HTMLParser):
         self.prompt_headers: dict[int, str] = {}
         self.resources: list[str] = []
         self._chart: str | None = None
+        self._groups: list[str] = []
+        self._table: str | None = None
+        self._cells: list[str] | None = None
         self._row: dict[str, str | None] = {}
         self._th_prompt: int | None = None
-        self._value_text = False
         self.text_parts: list[str] = []
         self.feed(text)
         self.text = " ".join(" ".join(self.text_parts).split())
+
+    def _chart_of(self, chart_id: str) -> dict[str, Any]:
+        return self.charts.setdefault(
+            chart_id, {"texts": [], "values": [], "lines": [], "markers": [], "series": {}}
+        )
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -199,22 +211,24 @@ class Page(HTMLParser):
             self.body = a
         elif tag == "svg" and "chart" in (a.get("class") or ""):
             self._chart = str(a["id"])
-            self.charts[self._chart] = {"series": {}, "points": {}, "values": []}
-        elif tag == "polyline" and self._chart:
-            coords = (a.get("points") or "").split()
-            self.charts[self._chart]["series"][a["data-series"]] = (
-                int(str(a["data-points"])),
-                coords,
-            )
-        elif tag == "g" and self._chart and a.get("class") == "markers":
-            self._series = str(a["data-series"])
-            self.charts[self._chart]["points"][self._series] = []
-        elif tag == "circle" and self._chart:
-            self.charts[self._chart]["points"][self._series].append(
-                (int(str(a["data-x"])), float(str(a["data-y"])))
-            )
-        elif tag == "text" and self._chart and a.get("class") == "value":
-            self._value_text = True
+            self._chart_of(self._chart)
+        elif tag == "g" and self._chart:
+            self._groups.append(a.get("id") or "")
+        elif tag == "path" and self._chart and self._in_series():
+            chart = self.charts[self._chart]
+            if len(chart["lines"]) < self._series_index() + 1:  # the line, not a marker shape
+                chart["lines"].append(len(re.findall(r"[ML] ", a.get("d") or "")))
+                chart["markers"].append(0)
+        elif tag == "use" and self._chart and self._in_series():
+            self.charts[self._chart]["markers"][self._series_index()] += 1
+        elif tag == "table" and a.get("data-chart"):
+            self._table = str(a["data-chart"])
+            self._chart_of(self._table)
+        elif tag == "tr" and self._table and a.get("data-series") is not None:
+            self._cells = []
+            self.charts[self._table]["series"][str(a["data-series"])] = self._cells
+        elif tag == "td" and self._cells is not None:
+            self._cells.append("")
         elif tag == "tr":
             self._row = a
         elif tag == "th" and a.get("data-prompt") is not None:
@@ -223,20 +237,45 @@ class Page(HTMLParser):
         elif tag == "img":
             self.images.append({**a, "row": dict(self._row)})
 
+    def _in_series(self) -> bool:
+        return any("-series-" in g for g in self._groups)
+
+    def _series_index(self) -> int:
+        group = next(g for g in reversed(self._groups) if "-series-" in g)
+        return int(group.rsplit("-", 1)[1])
+
     def handle_endtag(self, tag: str) -> None:
         if tag == "svg":
             self._chart = None
+        elif tag == "g" and self._chart and self._groups:
+            self._groups.pop()
         elif tag == "th":
             self._th_prompt = None
-        elif tag == "text":
-            self._value_text = False
+        elif tag == "tr":
+            self._cells = None
+        elif tag == "table":
+            self._table = None
 
     def handle_data(self, data: str) -> None:
         self.text_parts.append(data)
-        if self._value_text and self._chart:
-            self.charts[self._chart]["values"].append(data)
+        if self._chart and data.strip():
+            chart = self.charts[self._chart]
+            chart["texts"].append(data.strip())
+            if any("-value-" in g for g in self._groups):
+                chart["values"].append(data.strip())
+        if self._cells is not None and self._cells:
+            self._cells[-1] += data
         if self._th_prompt is not None:
             self.prompt_headers[self._th_prompt] += data
+
+
+def table_of(chart: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A chart's table of values: series name -> points, first, last, lowest, highest."""
+    keys = ("name", "points", "first", "last", "lowest", "highest")
+    return {
+        name: dict(zip(keys, (" ".join(c.split()) for c in cells), strict=True))
+        for name, cells in chart["series"].items()
+    }
 
 
 def page_of(run_dir: Path) -> tuple[str, Page]:
@@ -256,32 +295,41 @@ def data_uri(path: Path) -> str:
 def test_loss_charts_show_every_step_and_epoch(full_run: Path) -> None:
     _, page = page_of(full_run)
     step = page.charts["chart-loss-step"]
-    assert {name: n for name, (n, _) in step["series"].items()} == {
-        "loss/current (TensorBoard)": 16,
-        "loss/average (TensorBoard)": 16,
-        "avr_loss (train.log)": 16,
+    values = table_of(step)
+    assert {name: row["points"] for name, row in values.items()} == {
+        "loss/current (TensorBoard)": "16",
+        "loss/average (TensorBoard)": "16",
+        "avr_loss (train.log)": "16",
     }
-    # The log's values are the bar's (3 significant digits), step by step.
-    assert step["points"]["avr_loss (train.log)"][:3] == [(1, 1.06), (2, 1.05), (3, 1.09)]
+    # Each series is a line through all its points, named in the chart's legend.
+    assert step["lines"] == [16, 16, 16]
+    assert set(values) <= set(step["texts"])
+    # The log's values are the bar's (3 significant digits).
+    log = values["avr_loss (train.log)"]
+    assert (log["first"], log["last"]) == ("1.06 at step 1", "1.05 at step 16")
     epoch = page.charts["chart-loss-epoch"]
-    # (TensorBoard stores float32)
-    assert epoch["points"]["loss/epoch_average (TensorBoard)"] == [
-        (1, pytest.approx(1.0956)),
-        (2, pytest.approx(1.0524)),
-    ]
-    assert epoch["points"]["avr_loss at epoch end (train.log)"] == [(1, 1.1), (2, 1.05)]
-    assert epoch["values"] == ["1.096", "1.052"]
+    values = table_of(epoch)
+    # (TensorBoard stores float32: 1.0956 and 1.0524, shown with 4 digits)
+    tb = values["loss/epoch_average (TensorBoard)"]
+    assert (tb["points"], tb["first"], tb["last"]) == ("2", "1.096 at epoch 1", "1.052 at epoch 2")
+    log = values["avr_loss at epoch end (train.log)"]
+    assert (log["points"], log["first"], log["last"]) == ("2", "1.1 at epoch 1", "1.05 at epoch 2")
+    assert epoch["lines"] == [2, 2]
+    assert epoch["markers"] == [2, 2]  # few points: each is marked
+    assert epoch["values"] == ["1.096", "1.052"]  # and labelled with its value
     # Axes are labelled.
-    assert "step" in page.text
-    assert "epoch" in page.text
-    assert "loss" in page.text
+    assert {"step", "loss"} <= set(step["texts"])
+    assert {"epoch", "loss"} <= set(epoch["texts"])
 
 
 def test_learning_rate_chart_has_the_named_groups(full_run: Path) -> None:
     _, page = page_of(full_run)
     lr = page.charts["chart-lr"]
-    assert set(lr["series"]) == {"lr/unet", "lr/textencoder"}  # lr/group1 duplicates lr/unet
-    assert all(n == 16 for n, _ in lr["series"].values())
+    values = table_of(lr)
+    assert set(values) == {"lr/unet", "lr/textencoder"}  # lr/group1 duplicates lr/unet
+    assert all(row["points"] == "16" for row in values.values())
+    assert lr["lines"] == [16, 16]
+    assert {"lr/unet", "lr/textencoder", "step", "learning rate"} <= set(lr["texts"])
     assert "chart-dlr" not in page.charts
 
 
@@ -349,13 +397,36 @@ def test_plan_command_dataset_and_summary(full_run: Path) -> None:
 def test_page_is_self_contained(full_run: Path) -> None:
     text, page = page_of(full_run)
     assert all(r.startswith(("data:", "#")) for r in page.resources), page.resources
-    assert "url(" not in text
+    # url() only names an element of the page (the charts' clip paths), never a file or a site
+    assert all(ref.startswith("#") for ref in re.findall(r"url\(([^)]*)\)", text))
+    assert re.findall(r'xlink:href="([^#][^"]*)"', text) == []
     assert "@import" not in text
-    without_ns = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    without_ns = text.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+        'xmlns:xlink="http://www.w3.org/1999/xlink"', ""
+    )
     assert "http://" not in without_ns
     assert "https://" not in without_ns
     assert "<script>" in text
     assert "data-images-loaded" in text
+
+
+def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
+    """Prompts, tags and names are shown as text, never run as markup (autoescape)."""
+    run_dir = make_run_dir(tmp_path)
+    hostile = "lr/<b>x</b> & \"q\" 'a' $y$"
+    write_events(run_dir / "logs" / "x" / "network_train", {hostile: [(1, 1.0), (2, 0.5)]})
+    sample(tmp_path / "out", 1, 1, (9, 9, 9))
+    finish(run_dir, run1_log())
+    text, page = page_of(run_dir)
+    assert "<b>bold</b>" not in text
+    assert "<b>x</b>" not in text
+    assert "testchar &lt;b&gt;bold&lt;/b&gt; &amp; blue sky" in text
+    assert "testchar <b>bold</b> & blue sky" in page.prompt_headers[1]
+    # The tag is the series' name in the chart's legend and in its table, as written.
+    lr = page.charts["chart-lr"]
+    assert set(table_of(lr)) == {hostile}
+    assert hostile in lr["texts"]
+    assert re.search(r"<b\b", text.replace("<b>What to do:</b>", "")) is None
 
 
 def test_write_is_atomic_and_repeatable(full_run: Path) -> None:
@@ -379,9 +450,18 @@ def test_prodigy_runs_get_an_effective_learning_rate_chart(tmp_path: Path) -> No
     )
     finish(run_dir, run1_log())
     _, page = page_of(run_dir)
-    assert set(page.charts["chart-lr"]["series"]) == {"lr/unet"}
-    assert set(page.charts["chart-dlr"]["series"]) == {"lr/d*lr/unet"}
-    assert page.charts["chart-dlr"]["points"]["lr/d*lr/unet"][2] == (3, pytest.approx(1.52912e-06))
+    assert set(table_of(page.charts["chart-lr"])) == {"lr/unet"}
+    dlr = table_of(page.charts["chart-dlr"])
+    assert set(dlr) == {"lr/d*lr/unet"}
+    row = dlr["lr/d*lr/unet"]
+    assert (row["points"], row["first"], row["last"]) == (
+        "5",
+        "1e-06 at step 1",
+        "7.54e-06 at step 5",
+    )
+    assert row["highest"] == "7.54e-06 at step 5"
+    assert page.charts["chart-dlr"]["lines"] == [5]
+    assert "Effective learning rate (d·lr)" in page.text
 
 
 # --- partial and failed runs -----------------------------------------------------------------
@@ -425,7 +505,8 @@ def test_unfinished_run_shows_what_is_there(tmp_path: Path) -> None:
     _, page = page_of(run_dir)
     assert page.body["data-outcome"] == "incomplete"
     assert "has not finished" in page.text
-    assert len(page.charts["chart-loss-step"]["series"]["avr_loss (train.log)"][1]) > 0
+    points = table_of(page.charts["chart-loss-step"])["avr_loss (train.log)"]["points"]
+    assert 0 < int(points) < 16
     assert len(page.images) == 1
     # prompt 2 has no image yet: an empty cell, not a broken image
     assert "—" in page.text
@@ -518,29 +599,24 @@ def test_prompts_file_numbering() -> None:
 # --- charts ----------------------------------------------------------------------------------
 
 
-def test_nice_ticks_and_labels() -> None:
-    lo, hi, ticks = nice_ticks(1.02, 1.18)
-    assert lo <= 1.02
-    assert hi >= 1.18
-    assert [tick_label(t, ticks[1] - ticks[0]) for t in ticks] == [
-        "1.00",
-        "1.05",
-        "1.10",
-        "1.15",
-        "1.20",
-    ]
-    _, _, ticks = nice_ticks(0, 1e-4)
-    assert [tick_label(t, ticks[1] - ticks[0]) for t in ticks] == [
-        "0",
-        "2e-5",
-        "4e-5",
-        "6e-5",
-        "8e-5",
-        "1e-4",
-    ]
+def test_tick_labels_have_the_digits_their_spacing_needs() -> None:
+    ticks = [1.00, 1.05, 1.10, 1.15, 1.20]
+    assert [tick_label(t, 0.05) for t in ticks] == ["1.00", "1.05", "1.10", "1.15", "1.20"]
+    ticks = [0, 2e-5, 4e-5, 6e-5, 8e-5, 1e-4]
+    assert [tick_label(t, 2e-5) for t in ticks] == ["0", "2e-5", "4e-5", "6e-5", "8e-5", "1e-4"]
     assert tick_label(9.9999999999e-5, 2e-5) == "1e-4"
-    lo, hi, ticks = nice_ticks(5.0, 5.0)
-    assert lo < 5.0 < hi
+
+
+def test_learning_rates_are_labelled_in_full_on_the_axis(tmp_path: Path) -> None:
+    """Tiny learning rates read '4e-5' at each tick (no ×10ⁿ note to miss)."""
+    steps = [(s, 1e-4 * (1 - s / 20)) for s in range(1, 17)]
+    chart = line_chart(
+        "c", "t", [Series("lr/unet", steps, "#000")], x_label="step", y_label="lr", y_from_zero=True
+    )
+    assert chart is not None
+    texts = Page(chart.svg).charts["c"]["texts"]
+    assert {"0", "2e-5", "4e-5", "6e-5", "8e-5"} <= set(texts)
+    assert not any("×" in t or "10^" in t for t in texts)
 
 
 def test_long_series_are_thinned_but_keep_their_extremes() -> None:
@@ -550,21 +626,48 @@ def test_long_series_are_thinned_but_keep_their_extremes() -> None:
     assert (7777.0, points[7777][1]) in shown
     assert shown[0] == points[0]
     assert shown[-1] == points[-1]
-    svg = line_chart("c", "t", [Series("s", points, "#000")], x_label="step", y_label="loss")
-    assert 'data-points="10000"' in svg
-    assert "<circle" not in svg  # no markers on long series
+    chart = line_chart("c", "t", [Series("s", points, "#000")], x_label="step", y_label="loss")
+    assert chart is not None
+    (facts,) = chart.series
+    assert (facts.points, facts.drawn) == (10_000, len(shown))
+    assert facts.highest == (7777.0, points[7777][1])  # the spike is in the table
+    page = Page(f"<figure>{chart.svg}</figure>")
+    assert page.charts["c"]["lines"] == [len(shown)]
+    assert page.charts["c"]["markers"] == [0]  # no markers on long series
+
+
+def test_chart_of_a_10000_step_run_in_the_page(tmp_path: Path) -> None:
+    """The step chart of a long run: every step counted in its table, a thinned line drawn."""
+    data = ReportData(
+        run_dir="x",
+        output_name="x",
+        outcome="succeeded",
+        generated_at="now",
+        log_present=True,
+        loss_points=tuple((s, 0.1 + 0.01 * math.sin(s)) for s in range(1, 10_001)),
+    )
+    page = Page(render_report(data))
+    row = table_of(page.charts["chart-loss-step"])["avr_loss (train.log)"]
+    assert row["points"].startswith("10000 (")
+    assert 400 < page.charts["chart-loss-step"]["lines"][0] <= 1600
 
 
 def test_non_finite_values_are_left_out() -> None:
-    svg = line_chart(
+    chart = line_chart(
         "c",
         "t",
         [Series("s", [(1, 1.0), (2, float("nan")), (3, float("inf")), (4, 0.5)], "#000")],
         x_label="step",
         y_label="loss",
     )
-    assert 'data-points="2"' in svg
-    assert "nan" not in svg.lower().replace("nanos", "")
+    assert chart is not None
+    assert chart.series[0].points == 2
+    assert (chart.series[0].first, chart.series[0].last) == ((1.0, 1.0), (4.0, 0.5))
+    assert "nan" not in chart.svg.lower()
+    assert "inf" not in chart.svg.lower()
+    assert (
+        line_chart("c", "t", [Series("s", [(1, math.nan)], "#000")], x_label="", y_label="") is None
+    )
 
 
 def test_render_without_anything() -> None:
