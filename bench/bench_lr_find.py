@@ -21,8 +21,8 @@ from kohya_plan.loading import read_toml, validate_plan  # noqa: E402
 from kohya_plan.planning import check_data  # noqa: E402
 from kohya_plan.render.toml_text import toml_table  # noqa: E402
 from kohya_plan.trainlog.tensorboard import read_scalars  # noqa: E402
-from kohya_plan.workflows.lrfind import pngchart  # noqa: E402
 from kohya_plan.workflows.lrfind import search as lrfind  # noqa: E402
+from kohya_plan.workflows.lrfind.chart import dlr_chart  # noqa: E402
 
 TAGS = ["loss/current", "loss/average", "lr/textencoder", "lr/unet", "lr/group1",
         "lr/d*lr/textencoder", "lr/d*lr/unet", "lr/d*lr/group1"]  # fmt: skip
@@ -62,11 +62,12 @@ def main() -> None:
             )
             text = lrfind.replace_section(plan.read_text(), "optimizer", toml_table(table), "n")
             validate_plan(__import__("tomllib").loads(text), root)
-            pngchart.line_chart([(points, (31, 119, 180))])
+            dlr_chart(points, plateau)
             times.append(time.perf_counter() - start)
         print(
             f"lr-find overhead (10,000 steps, {len(TAGS)} tags): median "
-            f"{statistics.median(times):.3f} s (runs: {', '.join(f'{t:.3f}' for t in times)}); "
+            f"{statistics.median(times):.3f} s (runs: {', '.join(f'{t:.3f}' for t in times)}; "
+            "the first one imports what the others find loaded); "
             f"plateau {plateau.value:.3g} settled={plateau.settled} from {plateau.since_step}"
         )
 

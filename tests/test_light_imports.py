@@ -29,6 +29,7 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
         "kohya_plan.report",
         "kohya_plan.report.charts",
         "kohya_plan.report.html",
+        "kohya_plan.workflows.lrfind.chart",
         "kohya_plan.workflows.lrfind.run",
         "kohya_plan.workflows.lrfind.search",
     ],

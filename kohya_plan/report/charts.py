@@ -312,9 +312,11 @@ def _draw(
 
 
 def _margins(figure: Figure, width: int, height: int, *, title: bool = False) -> None:
-    """Fixed margins in pixels (room for tick labels, axis labels and the legend above): a
-    third of the drawing time constrained layout would take to find about the same."""
-    left, right, top, bottom = 82, 24, 44 + 26 * title, 50
+    """Fixed margins (room for tick labels, axis labels and the legend above), in points so
+    that they grow with the fonts: a third of the drawing time constrained layout would take
+    to find about the same."""
+    scale = figure.dpi / 72
+    left, right, top, bottom = (scale * m for m in (82, 24, 44 + 16 * title, 50))
     figure.subplots_adjust(
         left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height
     )

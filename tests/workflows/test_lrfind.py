@@ -1,19 +1,18 @@
-"""lr-find's pure parts: the derived search plan, plateau detection, the new plan's text,
-and the charts."""
+"""lr-find's parts: the derived search plan, plateau detection, the new plan's text, and the
+charts (the terminal's, and lr-find.png drawn by matplotlib)."""
 
 from __future__ import annotations
 
+import io
 import math
-import struct
-import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import tomllib
 from helpers import base_plan
 
 from kohya_plan.loading import validate_plan
-from kohya_plan.workflows.lrfind.pngchart import line_chart
+from kohya_plan.workflows.lrfind.chart import BAND_COLOR, TE_COLOR, UNET_COLOR, dlr_chart
 from kohya_plan.workflows.lrfind.search import (
     default_steps,
     derive_search,
@@ -150,21 +149,53 @@ def test_text_chart_shape() -> None:
     assert "█" not in lines[0][11:15]  # low at the start
 
 
-def _png_size_and_colours(data: bytes) -> tuple[int, int, int]:
+def _image(data: bytes) -> Any:
+    from PIL import Image
+
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    width, height = struct.unpack(">II", data[16:24])
-    idat = data.index(b"IDAT")
-    length = struct.unpack(">I", data[idat - 4 : idat])[0]
-    raw = zlib.decompress(data[idat + 4 : idat + 4 + length])
-    stride = width * 3 + 1
-    colours = {
-        raw[i : i + 3] for r in range(height) for i in range(r * stride + 1, (r + 1) * stride, 3)
-    }
-    return width, height, len(colours)
+    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
-def test_png_chart_draws_something() -> None:
-    data = line_chart([(_dadapt_curve(), (31, 119, 180))], band=(90.0, 3.1e-5, 3.5e-5))
-    width, height, colours = _png_size_and_colours(data)
-    assert (width, height) == (800, 400)
-    assert colours >= 5  # background, grid, band, axis/text, curve
+def _pixels(image: Any, colour: str) -> int:
+    """How many pixels have exactly this colour (a line's core, a band's fill)."""
+    counts = {rgb: n for n, rgb in image.getcolors(maxcolors=1 << 20)}
+    return int(counts.get(tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5)), 0))
+
+
+def test_chart_of_a_settled_search_shows_both_curves_and_the_flat_band() -> None:
+    curve = _dadapt_curve()
+    plateau = find_plateau(curve)
+    data = dlr_chart(curve, plateau, [(s, v / 2) for s, v in curve])
+    assert 20_000 < len(data) < 400_000
+    image = _image(data)
+    assert image.size == (1000, 500)
+    assert _pixels(image, UNET_COLOR) > 1000  # a line across the plot, not just its legend key
+    assert _pixels(image, TE_COLOR) > 1000
+    assert _pixels(image, BAND_COLOR) > 5000
+
+
+def test_chart_of_one_curve_has_one_line_and_the_band_where_it_went_flat() -> None:
+    curve = _dadapt_curve()
+    plateau = find_plateau(curve)
+    image = _image(dlr_chart(curve, plateau))
+    assert _pixels(image, UNET_COLOR) > 1000
+    assert _pixels(image, TE_COLOR) == 0
+    # Below the legend, the band starts where the curve went flat (step ~90 of 300) and runs
+    # to its end.
+    pixels = image.load()
+
+    def columns(colour: tuple[int, int, int]) -> list[int]:
+        width, height = image.size
+        return [x for x in range(width) for y in range(100, height) if pixels[x, y] == colour]
+
+    band, line = columns((0xBB, 0xF7, 0xD0)), columns((0x25, 0x63, 0xEB))
+    first, last = min(line), max(line)  # steps 1 and 300
+    since = first + (last - first) * ((plateau.since_step or 0) - 1) / 299
+    assert abs(min(band) - since) < 6
+    assert abs(max(band) - last) < 6
+
+
+def test_chart_of_an_unsettled_search_has_no_band() -> None:
+    image = _image(dlr_chart(RUN5, find_plateau(RUN5)))
+    assert _pixels(image, UNET_COLOR) > 500
+    assert _pixels(image, BAND_COLOR) == 0

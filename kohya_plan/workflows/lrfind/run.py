@@ -16,8 +16,8 @@ from kohya_plan.render.toml_text import toml_table
 from kohya_plan.trainlog.tensorboard import read_scalars
 from kohya_plan.workflows.launch import LaunchOptions, RunView, prepare_report
 from kohya_plan.workflows.launch import run as run_supervised
-from kohya_plan.workflows.lrfind import pngchart
 from kohya_plan.workflows.lrfind import search as lrfind
+from kohya_plan.workflows.lrfind.chart import dlr_chart
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -99,14 +99,7 @@ def lr_find(
     with new_plan.open("x", encoding="utf-8") as handle:
         handle.write(new_text)
     chart = run / rundir.LR_FIND_PNG
-    series = [(points, (31, 119, 180))]
-    if te_points:
-        series.append((te_points, (255, 127, 14)))
-    band = None
-    if plateau.settled and plateau.since_step is not None:
-        tol = lrfind.FLAT_TOLERANCE * plateau.value
-        band = (float(plateau.since_step), plateau.value - tol, plateau.value + tol)
-    chart.write_bytes(pngchart.line_chart([(list(p), c) for p, c in series], band=band))
+    chart.write_bytes(dlr_chart(points, plateau, te_points))
     run.write_json(
         rundir.LR_FIND_JSON,
         {
