@@ -19,7 +19,6 @@ from helpers import base_plan, make_images, write_plan  # noqa: E402
 
 from kohya_plan.loading import read_toml, validate_plan  # noqa: E402
 from kohya_plan.planning import check_data  # noqa: E402
-from kohya_plan.render.toml_text import toml_table  # noqa: E402
 from kohya_plan.trainlog.tensorboard import read_scalars  # noqa: E402
 from kohya_plan.workflows.lrfind import search as lrfind  # noqa: E402
 from kohya_plan.workflows.lrfind.chart import dlr_chart  # noqa: E402
@@ -60,7 +59,7 @@ def main() -> None:
             table = lrfind.optimizer_table(
                 plateau.value, target="adamw8bit", te_ratio=0.5, scheduler="cosine", train_te=True
             )
-            text = lrfind.replace_section(plan.read_text(), "optimizer", toml_table(table), "n")
+            text = lrfind.new_plan_text(plan.read_text(), table, "n")
             validate_plan(__import__("tomllib").loads(text), root)
             dlr_chart(points, plateau)
             times.append(time.perf_counter() - start)

@@ -46,3 +46,8 @@ def test_the_heavy_libraries_are_there_when_used() -> None:
         "generated_at='now', loss_points=((1, 1.0), (2, 0.5))))"
     )
     assert loaded_after(statement, ("jinja2", "matplotlib")) == ["jinja2", "matplotlib"]
+    statement = (
+        "from kohya_plan.workflows.lrfind.search import new_plan_text; "
+        "new_plan_text('[model]\\n', {'type': 'Lion'}, 'n')"
+    )
+    assert loaded_after(statement, ("tomlkit",)) == ["tomlkit"]

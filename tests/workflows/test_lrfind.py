@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
 import tomllib
@@ -18,13 +19,10 @@ from kohya_plan.workflows.lrfind.search import (
     derive_search,
     describe,
     find_plateau,
+    new_plan_text,
     optimizer_table,
-    replace_section,
     text_chart,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 # Real values of lr/d*lr/unet from sd-scripts' DAdaptAdam run (run5, 4 steps): still rising.
 RUN5 = [(1, 1e-06), (2, 8.38591e-06), (3, 1.53478e-05), (4, 6.23344e-05)]
@@ -112,14 +110,21 @@ def test_new_optimizer_follows_t17_t20_t21() -> None:
     assert "text_encoder_lr" not in lion
 
 
+ADAMW = optimizer_table(
+    3.3e-5, target="adamw8bit", te_ratio=0.5, scheduler="cosine_with_restarts", train_te=True
+)
+NOTE = "Found by lr-find: 3.3e-05.\nT20/T21: AdamW8bit."
+
 PLAN = """# my plan
 [model]
 base = "a/b"   # keep me
 
-[optimizer]
+[optimizer]    # the optimizer
 # old comment
-type = "DAdaptation"
-learning_rate = 1.0
+type = "DAdaptAdam"              # T14
+learning_rate = 1.0              # T15, D-Adaptation wants 1.0
+args = { decouple = true }       # DAdaptAdam's own
+warmup_steps = 10
 
 # about the training
 [training]
@@ -127,18 +132,138 @@ epochs = 8
 """
 
 
-def test_replace_section_keeps_everything_else() -> None:
-    text = replace_section(
-        PLAN, "optimizer", ['type = "AdamW8bit"', "unet_lr = 3.3e-05"], "found by lr-find"
+def test_new_plan_changes_only_the_optimizer_keys() -> None:
+    # Comments inside [optimizer], at the ends of its lines (same column), before the next
+    # section: all kept. New keys follow the last key; DAdaptAdam's args go with it.
+    expected = """# my plan
+[model]
+base = "a/b"   # keep me
+
+# Found by lr-find: 3.3e-05.
+# T20/T21: AdamW8bit.
+# Removed with the previous optimizer or scheduler: args.
+[optimizer]    # the optimizer
+# old comment
+type = "AdamW8bit"               # T14
+learning_rate = 3.3e-05          # T15, D-Adaptation wants 1.0
+warmup_steps = 10
+unet_lr = 3.3e-05
+scheduler = "cosine_with_restarts"
+text_encoder_lr = 1.65e-05
+
+# about the training
+[training]
+epochs = 8
+"""
+    assert new_plan_text(PLAN, ADAMW, NOTE) == expected
+
+
+def test_new_plan_adds_a_missing_optimizer_section_at_the_end() -> None:
+    expected = """[model]
+base = "a/b"
+
+# n
+[optimizer]
+type = "Lion"
+learning_rate = 1.1e-05
+"""
+    table = {"type": "Lion", "learning_rate": 1.1e-05}
+    assert new_plan_text('[model]\nbase = "a/b"\n', table, "n") == expected
+    assert new_plan_text('[model]\nbase = "a/b"', table, "n") == expected  # no final newline
+    assert new_plan_text('[model]\nbase = "a/b"\n\n', table, "n") == expected
+
+
+def test_new_plan_keeps_an_inline_optimizer_table_inline() -> None:
+    text = """optimizer = { type = "DAdaptAdam", learning_rate = 1.0 }  # search first
+
+[model]
+base = "a/b"
+"""
+    table = {"type": "Lion", "learning_rate": 1.1e-05, "unet_lr": 1.1e-05}
+    expected = """# n
+optimizer = { type = "Lion", learning_rate = 1.1e-05, unet_lr = 1.1e-05 }  # search first
+
+[model]
+base = "a/b"
+"""
+    assert new_plan_text(text, table, "n") == expected
+
+
+def test_new_plan_with_dotted_optimizer_keys() -> None:
+    text = 'optimizer.type = "DAdaptAdam"\noptimizer.learning_rate = 1.0\n\n[model]\nbase = "x"\n'
+    table = {"type": "AdamW8bit", "learning_rate": 3.3e-05}
+    assert new_plan_text(text, table, "n") == (
+        '# n\noptimizer.type = "AdamW8bit"\noptimizer.learning_rate = 3.3e-05\n\n'
+        '[model]\nbase = "x"\n'
     )
-    assert 'base = "a/b"   # keep me' in text
-    assert "# about the training\n[training]\nepochs = 8" in text
-    assert "DAdaptation" not in text
-    assert "old comment" not in text
-    assert tomllib.loads(text)["optimizer"] == {"type": "AdamW8bit", "unet_lr": 3.3e-05}
-    assert "# found by lr-find\n[optimizer]" in text
-    appended = replace_section('[model]\nbase = "x"\n', "optimizer", ['type = "Lion"'], "n")
-    assert tomllib.loads(appended)["optimizer"] == {"type": "Lion"}
+
+
+def test_new_plan_drops_the_old_optimizers_args_table_and_unused_keys() -> None:
+    text = """[optimizer]
+type = "Prodigy"
+learning_rate = 1.0
+text_encoder_lr = 1.0
+scheduler = "constant"
+scheduler_num_cycles = 3
+
+[optimizer.args]
+d_coef = 2
+
+[optimizer.scheduler_args]
+x = 1
+
+[training]
+epochs = 8
+"""
+    # No text encoder training, another scheduler: their keys go too.
+    table = optimizer_table(
+        3.3e-5, target="adamw8bit", te_ratio=0.5, scheduler="cosine", train_te=False
+    )
+    expected = """# n
+# Removed with the previous optimizer or scheduler: text_encoder_lr, scheduler_num_cycles, \
+args, scheduler_args.
+[optimizer]
+type = "AdamW8bit"
+learning_rate = 3.3e-05
+scheduler = "cosine"
+unet_lr = 3.3e-05
+
+[training]
+epochs = 8
+"""
+    assert new_plan_text(text, table, "n") == expected
+
+
+def test_new_plan_keeps_the_args_of_the_same_optimizer() -> None:
+    text = '[optimizer]\ntype = "adamw8bit"\nargs = { weight_decay = 0.1 }\n'
+    new = new_plan_text(text, ADAMW, "n")
+    assert tomllib.loads(new)["optimizer"]["args"] == {"weight_decay": 0.1}
+    assert "Removed" not in new
+
+
+def test_new_plan_needs_an_optimizer_table() -> None:
+    with pytest.raises(ValueError, match="optimizer is int, not a table"):
+        new_plan_text("optimizer = 5\n", ADAMW, "n")
+
+
+def test_new_plan_for_the_tutorial_example_differs_only_in_optimizer_values() -> None:
+    plan = Path(__file__).parent.parent / "examples" / "tutorial" / "plan.toml"
+    text = plan.read_text(encoding="utf-8")
+    # (as lr-find makes it for this plan: AdamW8bit before and after, the same restarts)
+    new = new_plan_text(text, {**ADAMW, "scheduler_num_cycles": 1}, NOTE)
+    expected = (
+        text.replace(
+            "\n[optimizer]\n",
+            "\n# Found by lr-find: 3.3e-05.\n# T20/T21: AdamW8bit.\n[optimizer]\n",
+        )
+        .replace("learning_rate = 1e-4             # T15", "learning_rate = 3.3e-05          # T15")
+        .replace("unet_lr = 1e-4                   # T16", "unet_lr = 3.3e-05                # T16")
+        .replace("text_encoder_lr = 5e-5           # T17", "text_encoder_lr = 1.65e-05       # T17")
+    )
+    assert new == expected
+    assert new != text
+    plan_new = validate_plan(tomllib.loads(new), plan.parent)
+    assert (plan_new.optimizer.unet_lr, plan_new.optimizer.text_encoder_lr) == (3.3e-05, 1.65e-05)
 
 
 def test_text_chart_shape() -> None:

@@ -12,7 +12,6 @@ from kohya_plan.errors import LaunchError
 from kohya_plan.loading import apply_overrides, loads_toml, read_toml, validate_plan
 from kohya_plan.plan.optimizer import is_adaptive
 from kohya_plan.planning import check_data
-from kohya_plan.render.toml_text import toml_table
 from kohya_plan.trainlog.tensorboard import read_scalars
 from kohya_plan.workflows.launch import LaunchOptions, RunView, prepare_report
 from kohya_plan.workflows.launch import run as run_supervised
@@ -93,7 +92,14 @@ def lr_find(
         + (f", text encoder × {te_ratio:g} (T17)." if "text_encoder_lr" in table else ".")
     )
     text = plan_path.read_text(encoding="utf-8")
-    new_text = lrfind.replace_section(text, "optimizer", toml_table(table), note)
+    try:
+        new_text = lrfind.new_plan_text(text, table, note)
+    except ValueError as exc:
+        msg = (
+            f"lr-find could not write the new plan beside {plan_path.name} ({exc}); set "
+            f"[optimizer] by hand to {table} (the search run is {prepared.run_dir})"
+        )
+        raise LaunchError(msg) from exc
     new_plan = _new_plan_path(plan_path, table["unet_lr"], target)
     validate_plan(apply_overrides(loads_toml(new_text), overrides), plan_path.parent)
     with new_plan.open("x", encoding="utf-8") as handle:

@@ -3,17 +3,18 @@
 A short run with an adaptive optimizer (DAdaptAdam, or Prodigy) whose step size settles on
 its own; the value where TensorBoard's `lr/d*lr/unet` goes flat is the learning rate to use
 with AdamW8bit (T20), and a third of it with Lion (T21). Deriving the search plan, finding the
-plateau and writing the new plan are pure; running is `launching`'s job.
+plateau and writing the new plan's text are pure; running is `run.py`'s job.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from kohya_plan.plan.optimizer import canonical_optimizer
 
 SEARCHERS = {"dadapt": "DAdaptAdam", "prodigy": "Prodigy"}
 TARGETS = {"adamw8bit": ("AdamW8bit", 1.0), "lion": ("Lion", 1 / 3)}
@@ -127,33 +128,153 @@ def optimizer_table(
     return table
 
 
-_SECTION = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$")
+# The [optimizer] keys lr-find decides: any of them the new table leaves out goes.
+DECIDED_KEYS = (
+    "type",
+    "learning_rate",
+    "unet_lr",
+    "text_encoder_lr",
+    "scheduler",
+    "scheduler_num_cycles",
+)
+# Keys that belong to the optimizer, or the scheduler, in use: they go when it changes.
+_OPTIMIZER_KEYS = ("args",)
+_SCHEDULER_KEYS = ("scheduler_args", "scheduler_power", "min_lr_ratio")
 
 
-def replace_section(text: str, section: str, body: Sequence[str], note: str) -> str:
-    """The plan text with one [section] replaced, comments elsewhere kept as the user wrote them."""
-    lines = text.splitlines()
-    start = next(
-        (
-            i
-            for i, line in enumerate(lines)
-            if (m := _SECTION.match(line)) and m.group(1) == section
-        ),
-        None,
-    )
-    block = [f"# {line}" for line in note.splitlines()] + [f"[{section}]", *body]
-    if start is None:
-        return text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
-        len(lines),
-    )
-    # Keep the blank/comment lines that belong to the next section.
-    while end > start + 1 and (
-        not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")
+def stale_keys(old: Mapping[str, Any], table: Mapping[str, Any]) -> list[str]:
+    """The keys of the user's [optimizer] that the new one makes wrong: decided keys it leaves
+    out, the old optimizer's `args` when the type changes, the old scheduler's settings when
+    the scheduler changes."""
+    gone = [k for k in DECIDED_KEYS if k in old and k not in table]
+
+    def name(value: object) -> str:
+        return canonical_optimizer(str(value)) or str(value).lower()
+
+    if "type" in table and name(old.get("type", "AdamW8bit")) != name(table["type"]):
+        gone += [k for k in _OPTIMIZER_KEYS if k in old]
+    if "scheduler" in table and old.get("scheduler", "cosine_with_restarts") != table["scheduler"]:
+        gone += [k for k in _SCHEDULER_KEYS if k in old]
+    return gone
+
+
+def new_plan_text(text: str, table: Mapping[str, Any], note: str) -> str:
+    """The plan text with its [optimizer] set to `table`, and `note` as comment lines above it.
+
+    Edited with tomlkit, so every other byte stays as the user wrote it: comments (also those
+    inside [optimizer] and at the ends of its lines, whose column is kept), the order of keys
+    and sections, blank lines. Keys already there change in place, new ones follow the last
+    key of the section, stale ones (`stale_keys`) go. [optimizer] may be a table, an inline
+    table, dotted keys, or missing (then it is added at the end). Raises ValueError when the
+    result would not read back as exactly that change.
+    """
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    before = doc.unwrap()
+    old = before.get("optimizer")
+    if not isinstance(old, Mapping) and old is not None:
+        msg = f"optimizer is {type(old).__name__}, not a table"
+        raise ValueError(msg)
+    gone = stale_keys(old or {}, table)
+    lines = note.splitlines()
+    if gone:
+        lines.append(f"Removed with the previous optimizer or scheduler: {', '.join(gone)}.")
+    comment = "".join(f"# {line}\n" for line in lines)
+    if old is None:
+        section = tomlkit.table()
+        for key, value in table.items():
+            section[key] = value
+        # A blank line before the section, as between the user's own.
+        blank = "" if not text.strip() or text.endswith("\n\n") else "\n"
+        section.trivia.indent = ("\n" if text and not text.endswith("\n") else "") + blank
+        section.trivia.indent += comment
+        doc["optimizer"] = section
+    else:
+        optimizer = doc["optimizer"]
+        for key in gone:
+            del optimizer[key]
+        for key, value in table.items():
+            _set(optimizer, key, value)
+        anchor = _first_item(doc, optimizer)
+        anchor.trivia.indent = comment + anchor.trivia.indent
+    new_text = doc.as_string()
+    _check(text, new_text, table, gone)
+    return new_text
+
+
+def _set(section: Any, key: str, value: Any) -> None:
+    """Set one key: in place if it is there (its end-of-line comment kept at its column), else
+    after the last key of the section (before the comments and blank lines that end it)."""
+    import tomlkit
+    from tomlkit.items import Comment, InlineTable, Null, Table, Whitespace
+
+    item = tomlkit.item(value)
+    if key in section:
+        old: Any = None
+        if isinstance(section, Table):
+            old = section.value.item(key)
+        elif isinstance(section, InlineTable):
+            old = section.item(key)
+        if old is not None and old.trivia.comment:
+            width = len(old.trivia.comment_ws) + len(old.as_string()) - len(item.as_string())
+            item.trivia.comment_ws = " " * max(1, width)
+        section[key] = item
+        return
+    body = getattr(section, "value", None)
+    body = getattr(body, "body", None)
+    if not isinstance(body, list):  # dotted keys: tomlkit places it beside its siblings
+        section[key] = item
+        return
+    # The comments and blank lines that end the section belong (for the reader) to what
+    # follows: set them aside as placeholders (indices stay valid), add the key, put them back.
+    tail = []
+    start = len(body)
+    while start > 0 and body[start - 1][0] is None:
+        if not isinstance(body[start - 1][1], (Comment, Whitespace, Null)):
+            break
+        start -= 1
+    for index in range(start, len(body)):
+        if not isinstance(body[index][1], Null):
+            tail.append(body[index][1])
+        body[index] = (None, Null())
+    section[key] = item
+    for kept in tail:
+        section.append(None, kept)
+
+
+def _first_item(doc: Any, optimizer: Any) -> Any:
+    """The item whose line comes first in the [optimizer] part of the text: its header, the
+    `optimizer = { ... }` line, or (dotted keys, a section split in several places) its first
+    key."""
+    from tomlkit.items import InlineTable, Table
+
+    if isinstance(optimizer, InlineTable) or (
+        isinstance(optimizer, Table) and not optimizer.is_super_table()
     ):
-        end -= 1
-    return "\n".join([*lines[:start], *block, *lines[end:]]) + "\n"
+        return optimizer
+    tables = (
+        [optimizer]
+        if isinstance(optimizer, Table)
+        else [v for k, v in doc.body if k is not None and k.key == "optimizer"]
+    )
+    for table in tables:
+        for key, child in table.value.body:
+            if key is not None:
+                return child
+    return optimizer  # pragma: no cover - a section with no key at all
+
+
+def _check(text: str, new_text: str, table: Mapping[str, Any], gone: Sequence[str]) -> None:
+    """The new text reads back as the old one with exactly the [optimizer] change."""
+    from kohya_plan.loading import loads_toml
+
+    expected = loads_toml(text)
+    optimizer = {k: v for k, v in dict(expected.get("optimizer", {})).items() if k not in gone}
+    expected["optimizer"] = {**optimizer, **table}
+    if loads_toml(new_text) != expected:
+        msg = "the edited plan does not read back as the old one with the new [optimizer]"
+        raise ValueError(msg)
 
 
 def text_chart(points: Sequence[tuple[int, float]], width: int = 60, height: int = 10) -> list[str]:
