@@ -211,11 +211,7 @@ def _set(section: Any, key: str, value: Any) -> None:
 
     item = tomlkit.item(value)
     if key in section:
-        old: Any = None
-        if isinstance(section, Table):
-            old = section.value.item(key)
-        elif isinstance(section, InlineTable):
-            old = section.item(key)
+        old: Any = section.value.item(key) if isinstance(section, (Table, InlineTable)) else None
         if old is not None and old.trivia.comment:
             width = len(old.trivia.comment_ws) + len(old.as_string()) - len(item.as_string())
             item.trivia.comment_ws = " " * max(1, width)
@@ -238,6 +234,8 @@ def _set(section: Any, key: str, value: Any) -> None:
         if not isinstance(body[index][1], Null):
             tail.append(body[index][1])
         body[index] = (None, Null())
+    if isinstance(section, InlineTable):
+        item.trivia.indent = " "  # `a = 1, b = 2`, whichever tomlkit draws it
     section[key] = item
     for kept in tail:
         section.append(None, kept)
