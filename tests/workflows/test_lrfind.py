@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from helpers import base_plan
 
-from kohya_plan.loading import validate_plan
+from kohya_plan.loading import loads_toml, validate_plan
 from kohya_plan.workflows.lrfind.chart import BAND_COLOR, TE_COLOR, UNET_COLOR, dlr_chart
 from kohya_plan.workflows.lrfind.search import (
     default_steps,
@@ -237,7 +236,7 @@ epochs = 8
 def test_new_plan_keeps_the_args_of_the_same_optimizer() -> None:
     text = '[optimizer]\ntype = "adamw8bit"\nargs = { weight_decay = 0.1 }\n'
     new = new_plan_text(text, ADAMW, "n")
-    assert tomllib.loads(new)["optimizer"]["args"] == {"weight_decay": 0.1}
+    assert loads_toml(new)["optimizer"]["args"] == {"weight_decay": 0.1}
     assert "Removed" not in new
 
 
@@ -262,7 +261,7 @@ def test_new_plan_for_the_tutorial_example_differs_only_in_optimizer_values() ->
     )
     assert new == expected
     assert new != text
-    plan_new = validate_plan(tomllib.loads(new), plan.parent)
+    plan_new = validate_plan(loads_toml(new), plan.parent)
     assert (plan_new.optimizer.unet_lr, plan_new.optimizer.text_encoder_lr) == (3.3e-05, 1.65e-05)
 
 
