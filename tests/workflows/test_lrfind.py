@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import base_plan
+from helpers import REPO, base_plan
 
 from kohya_plan.loading import loads_toml, validate_plan
 from kohya_plan.workflows.lrfind.chart import BAND_COLOR, TE_COLOR, UNET_COLOR, dlr_chart
@@ -22,6 +21,9 @@ from kohya_plan.workflows.lrfind.search import (
     optimizer_table,
     text_chart,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Real values of lr/d*lr/unet from sd-scripts' DAdaptAdam run (run5, 4 steps): still rising.
 RUN5 = [(1, 1e-06), (2, 8.38591e-06), (3, 1.53478e-05), (4, 6.23344e-05)]
@@ -246,7 +248,7 @@ def test_new_plan_needs_an_optimizer_table() -> None:
 
 
 def test_new_plan_for_the_tutorial_example_differs_only_in_optimizer_values() -> None:
-    plan = Path(__file__).parent.parent / "examples" / "tutorial" / "plan.toml"
+    plan = REPO / "examples" / "tutorial" / "plan.toml"
     text = plan.read_text(encoding="utf-8")
     # (as lr-find makes it for this plan: AdamW8bit before and after, the same restarts)
     new = new_plan_text(text, {**ADAMW, "scheduler_num_cycles": 1}, NOTE)

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.integration  # each test starts a fresh Python
+
 HEAVY = ("jinja2", "matplotlib", "tomlkit", "tensorboard", "huggingface_hub", "rich.progress")
 
 
