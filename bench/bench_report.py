@@ -220,7 +220,8 @@ def main() -> None:
             times.append(elapsed)
         print(
             f"write_report: median {statistics.median(times):.3f} s "
-            f"(runs: {', '.join(f'{t:.3f}' for t in times)}); "
+            f"(runs: {', '.join(f'{t:.3f}' for t in times)}; the first one imports what the "
+            "others find loaded); "
             f"report {path.stat().st_size / 2**20:.1f} MiB"
         )
         t_tb, scalars = timed(read_scalars, run_dir / "logs")
