@@ -296,7 +296,7 @@ def test_chart_of_a_settled_search_shows_both_curves_and_the_flat_band() -> None
     image = _image(data)
     assert image.size == (1000, 500)
     assert _pixels(image, UNET_COLOR) > 1000  # a line across the plot, not just its legend key
-    assert _pixels(image, TE_COLOR) > 1000
+    assert _pixels(image, TE_COLOR) > 500  # dashed
     assert _pixels(image, BAND_COLOR) > 5000
 
 
@@ -319,6 +319,13 @@ def test_chart_of_one_curve_has_one_line_and_the_band_where_it_went_flat() -> No
     since = first + (last - first) * ((plateau.since_step or 0) - 1) / 299
     assert abs(min(band) - since) < 6
     assert abs(max(band) - last) < 6
+
+
+def test_equal_curves_both_show() -> None:
+    """(As in a real 5-step DAdaptAdam run: the text encoder's d*lr is the U-Net's.)"""
+    image = _image(dlr_chart(RUN5, find_plateau(RUN5), RUN5))
+    assert _pixels(image, UNET_COLOR) > 300  # through the gaps of the dashed line on top
+    assert _pixels(image, TE_COLOR) > 300
 
 
 def test_chart_of_an_unsettled_search_has_no_band() -> None:

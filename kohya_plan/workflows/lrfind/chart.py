@@ -29,7 +29,8 @@ def dlr_chart(
     """PNG bytes: U-Net d*lr (and the text encoder's), the ±5 % band where it went flat."""
     series = [Series(UNET_TAG, points, UNET_COLOR, 2.2, markers=False)]
     if te_points:
-        series.append(Series(TE_TAG, te_points, TE_COLOR, 2.0, markers=False))
+        # Dashed: where both curves are the same, the U-Net one shows through.
+        series.append(Series(TE_TAG, te_points, TE_COLOR, 2.0, dash=(5, 3), markers=False))
     band = None
     if plateau.settled and plateau.since_step is not None:
         tol = FLAT_TOLERANCE * plateau.value
