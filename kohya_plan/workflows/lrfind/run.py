@@ -16,7 +16,7 @@ from kohya_plan.trainlog.tensorboard import read_scalars
 from kohya_plan.workflows.launch import LaunchOptions, RunView, prepare_report
 from kohya_plan.workflows.launch import run as run_supervised
 from kohya_plan.workflows.lrfind import search as lrfind
-from kohya_plan.workflows.lrfind.chart import dlr_chart
+from kohya_plan.workflows.lrfind.chart import dlr_chart, preload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -62,6 +62,7 @@ def lr_find(
         report = check_data(derived, plan_path)
     # The search writes its own throwaway <name>-lr-find files: replacing them is expected.
     prepared = prepare_report(report, replace(options, overwrite=True))
+    preload()  # the chart's libraries, while the search trains
     summary = run_supervised(prepared, options, view_factory)
     run = rundir.RunDir(prepared.run_dir)
     scalars = read_scalars(run.logging_dir)
