@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import toml
-import tomllib
 from helpers import base_plan, make_images, write_plan
+
+from kohya_plan.loading import loads_toml
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -326,8 +327,8 @@ def test_unicode_and_space_paths_work(tmp_path: Path, run_cli) -> None:
     dataset = (run_dir / "dataset.toml").read_text(encoding="utf-8")
     config = (run_dir / "config.toml").read_text(encoding="utf-8")
     for text in (dataset, config):
-        assert toml.loads(text) == tomllib.loads(text)
-    subset = tomllib.loads(dataset)["datasets"][0]["subsets"][0]
+        assert toml.loads(text) == loads_toml(text)
+    subset = loads_toml(dataset)["datasets"][0]["subsets"][0]
     assert subset["image_dir"] == str(root / "数据 集" / "5_角色 a")
     assert subset["class_tokens"] == "角色 a"
-    assert tomllib.loads(config)["saving"]["output_name"] == "角色 lora"
+    assert loads_toml(config)["saving"]["output_name"] == "角色 lora"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import tomllib
 from helpers import base_plan, make_images, write_plan
 from test_checkpoint import write_safetensors
+
+from kohya_plan.loading import loads_toml
 
 
 def _project(tmp_path: Path, **model: object) -> Path:
@@ -53,7 +54,7 @@ def test_make_uses_the_cached_hub_model_and_fills_the_tokenizer_folder(
     result = run_cli("make", plan, "--json")
     assert result.exit_code == 0, result.output
     run_dir = Path(json.loads(result.stdout)["run_dir"])
-    config = tomllib.loads((run_dir / "config.toml").read_text())["model"]
+    config = loads_toml((run_dir / "config.toml").read_text())["model"]
     model = Path(config["pretrained_model_name_or_path"])
     assert model.is_relative_to(offline_hub)
     assert (model / "model_index.json").is_file()

@@ -206,7 +206,7 @@ def test_board_command_needs_run_folders(tmp_path: Path, run_cli) -> None:
 
 
 def test_resume_continues_from_the_newest_saved_state(tmp_path: Path, run_cli) -> None:
-    import tomllib
+    from kohya_plan.loading import loads_toml
 
     plan = _project(tmp_path, "--replay", str(LOGS / "run1_basic.stderr.txt"))
     refused = run_cli("launch", plan, "--resume")
@@ -222,6 +222,6 @@ def test_resume_continues_from_the_newest_saved_state(tmp_path: Path, run_cli) -
     result = run_cli("launch", plan, "--resume", "--plain")
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
-    extra = tomllib.loads((run_dir / "config.toml").read_text())["extra"]
+    extra = loads_toml((run_dir / "config.toml").read_text())["extra"]
     assert extra == {"resume": str(out / "testlora-000002-state"), "skip_until_initial_step": True}
     assert (out / "testlora-000001.safetensors").read_bytes() == b"epoch 1"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import toml
-import tomllib
 from helpers import base_plan, make_images, write_plan
 
+from kohya_plan.loading import loads_toml
 from kohya_plan.options import OPTION_FOR, options_for, value_problem
 from kohya_plan.planning import check_plan, render_run
 from kohya_plan.render.command import posix_display, powershell_display, powershell_quote
@@ -37,13 +37,13 @@ TRICKY = [
 @pytest.mark.parametrize("text", TRICKY)
 def test_toml_strings_read_back_identically(text: str) -> None:
     doc = f"key = {toml_string(text)}\nlist = {toml_value([text, text])}\n"
-    assert toml.loads(doc) == tomllib.loads(doc) == {"key": text, "list": [text, text]}
+    assert toml.loads(doc) == loads_toml(doc) == {"key": text, "list": [text, text]}
 
 
 @pytest.mark.parametrize("value", [1e-4, 5e-05, 0.1, 1.0, 3.3e-5, 123456789.0, 1e-10])
 def test_toml_floats_stay_floats(value: float) -> None:
     doc = f"x = {toml_value(value)}\n"
-    assert toml.loads(doc)["x"] == tomllib.loads(doc)["x"] == value
+    assert toml.loads(doc)["x"] == loads_toml(doc)["x"] == value
     assert isinstance(toml.loads(doc)["x"], float)
 
 
@@ -98,7 +98,7 @@ def report(tmp_path: Path):
 
 def test_every_config_key_is_an_sd_scripts_option_with_a_fitting_value(report, tmp_path) -> None:
     rendered = render_run(report, tmp_path / "runs" / "r1")
-    config = tomllib.loads(rendered.files["config.toml"])
+    config = loads_toml(rendered.files["config.toml"])
     options = options_for("train_network.py")
     flat = {k: v for section in config.values() for k, v in section.items()}
     assert len(flat) == sum(len(s) for s in config.values()), "a key appears in two sections"
@@ -118,7 +118,7 @@ def test_every_config_key_is_an_sd_scripts_option_with_a_fitting_value(report, t
         assert key in flat, key
     assert isinstance(flat["network_alpha"], float)
     assert flat["resolution"] == "512,512"
-    dataset = tomllib.loads(rendered.files["dataset.toml"])
+    dataset = loads_toml(rendered.files["dataset.toml"])
     assert dataset["general"]["caption_extension"] == ".txt"
 
 
