@@ -219,3 +219,61 @@ def _epochs_done(state: RunState, outcome: str) -> int | None:
     if outcome == "succeeded":
         return state.epoch
     return max(state.epoch - 1, 0)
+
+
+def summary_from_json(data: Mapping[str, Any]) -> RunSummary:
+    """summary.json back into a RunSummary (KeyError/TypeError/ValueError if it is not one)."""
+    loss = data["loss"]
+    cause = data.get("cause")
+
+    def opt_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    def opt_float(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    return RunSummary(
+        outcome=str(data["outcome"]),
+        exit_status=opt_int(data.get("exit_status")),
+        trainer_exit_status=opt_int(data.get("trainer_exit_status")),
+        steps_done=int(data.get("steps_done") or 0),
+        steps_total=opt_int(data.get("steps_total")),
+        epochs_done=opt_int(data.get("epochs_done")),
+        epochs_total=opt_int(data.get("epochs_total")),
+        wall_s=opt_float(data.get("wall_s")),
+        seconds_per_step=opt_float(data.get("seconds_per_step")),
+        loss=LossSummary(
+            first=opt_float(loss.get("first")),
+            last=opt_float(loss.get("last")),
+            lowest=opt_float(loss.get("lowest")),
+            lowest_step=opt_int(loss.get("lowest_step")),
+            per_epoch_log={int(k): float(v) for k, v in loss["per_epoch_log"].items()},
+            per_epoch_tensorboard={
+                int(k): float(v) for k, v in loss["per_epoch_tensorboard"].items()
+            },
+            trend=str(loss.get("trend") or "unknown"),
+            change=opt_float(loss.get("change")),
+        ),
+        files=tuple(
+            LoraFile(
+                path=str(f["path"]),
+                bytes=int(f["bytes"]),
+                epoch=opt_int(f.get("epoch")),
+                step=opt_int(f.get("step")),
+                final=bool(f.get("final")),
+            )
+            for f in data.get("files") or []
+        ),
+        final_copy=data.get("final_copy"),
+        stop_reason=data.get("stop_reason"),
+        escalation=data.get("escalation"),
+        cause=None
+        if not cause
+        else Cause(
+            kind=str(cause["kind"]),
+            message=str(cause["message"]),
+            lines=tuple(str(x) for x in cause.get("lines") or ()),
+            advice=str(cause.get("advice") or ""),
+        ),
+        warnings=tuple(str(w) for w in data.get("warnings") or ()),
+    )

@@ -6,8 +6,9 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
-from kohya_plan.report.gather import EMBED_LIMIT, REPORT_NAME, ReportData, gather
+from kohya_plan.report.gather import REPORT_NAME, ReportData, gather
 from kohya_plan.report.html import render_report
+from kohya_plan.report.samples import EMBED_LIMIT
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     import jinja2
 
-    from kohya_plan.report.gather import ReportData, SampleImage
+    from kohya_plan.report.gather import ReportData
+    from kohya_plan.report.samples import SampleImage
 
 TEMPLATE = "report.html.j2"
 _GROUP_TAG = re.compile(r"lr/group\d+")

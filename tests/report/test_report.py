@@ -22,7 +22,7 @@ from kohya_plan.loading import load_plan
 from kohya_plan.planning import check_plan, make_run
 from kohya_plan.report import ReportData, gather, render_report, write_report
 from kohya_plan.report.charts import Series, line_chart, thin, tick_label
-from kohya_plan.report.gather import parse_sample_name, read_prompts
+from kohya_plan.report.samples import parse_sample_name, read_prompts
 from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.workflows.results import finish_summary
 
