@@ -9,6 +9,9 @@ arithmetic, an empty caption extension), the record says so.
 
 A preset holds only some keys; for the others the GUI keeps what its form shows. kohya-plan
 assumes a freshly started GUI (its shipped defaults, `GUI_DEFAULTS`) and marks each such value.
+The form itself is `kohya_ss_gui.Gui`, LoRA_type's translation `kohya_ss_network`. This module
+stays long because it follows `train_model` step by step, in the GUI's order: splitting that one
+translation further would scatter it.
 """
 
 from __future__ import annotations
@@ -16,20 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 from kohya_plan.workflows.importers.kohya_ss_fields import (
-    BLOCK_FIELDS,
     FLUX_FIELDS,
-    FLUX_NET_FIELDS,
-    GUI_DEFAULTS,
     GUI_ONLY,
-    INSTRUCTION,
     INTS,
     LORA_TAB_KEYS,
     LORA_TYPES,
-    LYCORIS_ARGS,
     MIGRATED,
     NONZERO,
     OTHER_FAMILIES,
@@ -37,6 +34,8 @@ from kohya_plan.workflows.importers.kohya_ss_fields import (
     SD3_FIELDS,
     SETTINGS,
 )
+from kohya_plan.workflows.importers.kohya_ss_gui import Gui
+from kohya_plan.workflows.importers.kohya_ss_network import network
 from kohya_plan.workflows.importers.mapping import build_plan
 from kohya_plan.workflows.importers.sd_scripts import (
     dataset_input,
@@ -154,86 +153,16 @@ def migrate(data: dict[str, Any], builder: Builder) -> dict[str, Any]:
     return values
 
 
-class _Gui:
-    """The GUI's field values (file, else fresh-GUI default) and what was taken from them."""
-
-    def __init__(self, data: dict[str, Any], values: dict[str, Any], builder: Builder) -> None:
-        self.data = data
-        self.values = values
-        self.builder = builder
-        self.options: dict[str, Given] = {}
-        self.migrated = {new for old, new in MIGRATED.items() if old in data}
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self.values and self.values[key] is not None:
-            value = self.values[key]
-            if isinstance(value, str) and INSTRUCTION.match(value):
-                return ""  # a preset's "put the full path to ... here": nothing given yet
-            return value
-        return GUI_DEFAULTS.get(key, "")
-
-    def in_file(self, key: str) -> bool:
-        """Whether the file holds the field (or the old name it was migrated from)."""
-        return key in self.data or key in self.migrated
-
-    def given(self, key: str, value: Any = None, *, parts: dict[str, str] | None = None) -> Given:
-        """The field's value (or `value`) with its source key, marked when not in the file."""
-        return Given(self[key] if value is None else value, key, not self.in_file(key), parts)
-
-    def option(self, name: str, key: str, value: Any = None) -> None:
-        """Pass `value` (default: the field's) as option `name`, unless the GUI's filter drops
-        it: `value not in ["", False, None]` — which also drops every 0 (L2562-2566)."""
-        value = self[key] if value is None else value
-        raw = self.values.get(key)
-        if value not in ["", False, None]:
-            self.options[name] = self.given(key, value)
-        elif isinstance(raw, str) and INSTRUCTION.match(raw):
-            self.builder.record(
-                key, "unset", reason=f"the preset's instruction {raw!r}: no path given yet"
-            )
-        elif key in self.data:
-            self.builder.record(key, "unset", reason=_unset_reason(name, value, self.builder))
-
-    def record(self, key: str, kind: Any, reason: str) -> None:
-        """A record for a field the file holds (others need none)."""
-        if key in self.data:
-            self.builder.record(key, kind, reason=reason)
-
-
-def _unset_reason(option: str, value: Any, builder: Builder) -> str:
-    from kohya_plan.workflows.importers.values import known_options
-
-    if option == "caption_extension" and value == "":
-        return (
-            "empty: the GUI passes nothing, so sd-scripts reads .caption files (its default) "
-            "— .txt captions are not read"
-        )
-    if value == "" or value is None:
-        return "empty: the GUI passes nothing"
-    if value is False:
-        return "off"
-    if option == "seed":
-        return "0: the GUI passes no seed, so sd-scripts picks a random one each run"
-    spec = known_options("train_network.py").get(option)
-    default = None if spec is None else spec.default
-    if default not in (None, 0, 0.0, False, ""):
-        return (
-            f"{value!r}: the GUI drops 0 (0 == False in its filter, lora_gui.py L2562-2566), "
-            f"so sd-scripts used its default {default!r}"
-        )
-    return f"{value!r}: the GUI passes nothing, sd-scripts' default applies"
-
-
 def import_kohya_ss(text: str, sources: Sources) -> ImportResult:
     """A LoRA-tab JSON saved by the kohya_ss GUI (or one of its presets)."""
     data = load_json_object(text)
     refuse_other_tabs(data)
     builder = Builder("kohya_ss", sources)
-    gui = _Gui(data, migrate(data, builder), builder)
+    gui = Gui(data, migrate(data, builder), builder)
     script, family = _family(gui)
     _validate(gui)
     _steps(gui, sources)
-    _network(gui)
+    network(gui)
     _learning_rates(gui)
     _config_options(gui, script)
     launch = _accelerate(gui)
@@ -249,7 +178,7 @@ def import_kohya_ss(text: str, sources: Sources) -> ImportResult:
     return builder.result(script)
 
 
-def _family(gui: _Gui) -> tuple[str, Given | None]:
+def _family(gui: Gui) -> tuple[str, Given | None]:
     """The script the GUI picks (L1779-1792) and refusals of what kohya-plan does not plan."""
     for key, (name, _) in OTHER_FAMILIES.items():
         if gui[key]:
@@ -294,7 +223,7 @@ def _family(gui: _Gui) -> tuple[str, Given | None]:
     return "train_network.py", None
 
 
-def _validate(gui: _Gui) -> None:
+def _validate(gui: Gui) -> None:
     """The GUI's own refusals (L1454-1598, L2069-2107): such a config never trained."""
     for key in ("optimizer_args", "lr_scheduler_args"):
         if not SETTINGS.match(str(gui[key])):
@@ -346,7 +275,7 @@ def _count_images(sources: Sources, folder: str) -> tuple[int, str] | None:
     return total, ", ".join(parts)
 
 
-def _steps(gui: _Gui, sources: Sources) -> None:
+def _steps(gui: Gui, sources: Sources) -> None:
     """Length of the run: the GUI's epoch/step arithmetic (L1618-1747)."""
     b = gui.builder
     epoch = int(gui["epoch"] or 0)
@@ -437,147 +366,7 @@ def _resolve_warmup(percent: float, steps: float) -> int | float:
     return 0
 
 
-def _network(gui: _Gui) -> None:
-    """LoRA_type → network_module and network_args (L1819-2068)."""
-    lora_type = gui["LoRA_type"]
-    pieces: list[tuple[str, str]] = []  # (text, source field)
-    if lora_type in LYCORIS_ARGS or lora_type == "LoCon":
-        module = "lycoris.kohya"
-        template = LYCORIS_ARGS["LyCORIS/LoCon" if lora_type == "LoCon" else lora_type]
-        for part in template.split():
-            match = re.search(r"\{(\w+)\}", part)
-            field = match.group(1) if match else "LoRA_type"
-            pieces.append((re.sub(r"\{(\w+)\}", lambda m: _fmt(gui[m.group(1)]), part), field))
-    elif lora_type in ("Standard", "Kohya LoCon", "LoRA-FA", "Kohya DyLoRA"):
-        module = {
-            "Standard": "networks.lora",
-            "Kohya LoCon": "networks.lora",
-            "LoRA-FA": "networks.lora_fa",
-            "Kohya DyLoRA": "networks.dylora",
-        }[lora_type]
-        if lora_type == "Kohya LoCon":
-            pieces += [
-                (f'conv_dim="{_fmt(gui["conv_dim"])}"', "conv_dim"),
-                (f'conv_alpha="{_fmt(gui["conv_alpha"])}"', "conv_alpha"),
-            ]
-        fields: tuple[str, ...] = BLOCK_FIELDS
-        if lora_type == "Kohya DyLoRA":
-            fields = ("conv_dim", "conv_alpha", *BLOCK_FIELDS[:8], "unit", *BLOCK_FIELDS[8:])
-        pieces += [(f"{k}={_fmt(gui[k])}", k) for k in _signature_order(fields) if gui[k]]
-    elif lora_type in ("Kohya LoHa", "Kohya LoKr"):
-        module = "networks.loha" if lora_type == "Kohya LoHa" else "networks.lokr"
-        pieces += _native_loha_lokr(gui, lokr=lora_type == "Kohya LoKr")
-    elif lora_type == "Flux1":
-        module = "networks.lora_flux"
-        ggpo = ("ggpo_sigma", "ggpo_beta") if gui["train_lora_ggpo"] else ()
-        fields = (*FLUX_NET_FIELDS, *ggpo)
-        pieces += [(f"{k}={_fmt(gui[k])}", k) for k in _signature_order(fields) if gui[k]]
-        if gui["split_mode"]:
-            pieces.append(("train_blocks=single", "split_mode"))
-        if gui["split_qkv"]:
-            pieces.append(("split_qkv=True", "split_qkv"))
-        if gui["train_t5xxl"] and gui["flux1_checkbox"]:
-            pieces.append(("train_t5xxl=True", "train_t5xxl"))
-        for key in ("rank_dropout", "module_dropout"):
-            if float(gui[key] or 0) > 0:
-                pieces.append((f"{key}={_fmt(gui[key])}", key))
-    else:  # "Flux1 OFT"
-        module = "networks.oft_flux"
-        if gui["enable_all_linear"]:
-            pieces.append(("enable_all_linear=True", "enable_all_linear"))
-    for key, name in (
-        ("loraplus_lr_ratio", "loraplus_lr_ratio"),
-        ("loraplus_unet_lr_ratio", "loraplus_unet_lr_ratio"),
-        ("loraplus_text_encoder_lr_ratio", "loraplus_text_encoder_lr_ratio"),
-    ):
-        if gui[key]:
-            pieces.append((f"{name}={_fmt(gui[key])}", key))
-    gui.options["network_module"] = gui.given("LoRA_type", module)
-    # The GUI joins the pieces, removes every '"' and splits on whitespace (L2338).
-    args: list[str] = []
-    parts: dict[str, str] = {}
-    for text, source in pieces:
-        for token in text.replace('"', "").split():
-            args.append(token)
-            parts.setdefault(token.partition("=")[0], source)
-    if args:
-        gui.options["network_args"] = Given(
-            args, "LoRA_type", gui.given("LoRA_type").default, parts
-        )
-    used = set(parts.values())
-    if "train_blocks" in gui.data and not gui["split_mode"]:
-        gui.record(
-            "train_blocks",
-            "dropped",
-            "the GUI passes train_blocks (as single) only with split_mode",
-        )
-    for key in (
-        "LyCORIS_preset",
-        "conv_dim",
-        "conv_alpha",
-        "factor",
-        "bypass_mode",
-        "dora_wd",
-        "use_cp",
-        "use_tucker",
-        "use_scalar",
-        "rank_dropout_scale",
-        "constrain",
-        "rescaled",
-        "train_norm",
-        "decompose_both",
-        "train_on_input",
-        "unit",
-        "ggpo_sigma",
-        "ggpo_beta",
-        *BLOCK_FIELDS,
-        *FLUX_NET_FIELDS,
-        "split_qkv",
-        "train_t5xxl",
-        "enable_all_linear",
-        "loraplus_lr_ratio",
-        "loraplus_unet_lr_ratio",
-        "loraplus_text_encoder_lr_ratio",
-    ):
-        if key not in used and key in gui.data:
-            value = gui[key]
-            why = (
-                "empty or 0: not passed"
-                if value in ["", False, None]
-                else f"not used by LoRA_type {lora_type!r}"
-            )
-            gui.record(key, "unset" if value in ["", False, None] else "dropped", why)
-
-
-def _signature_order(fields: tuple[str, ...]) -> list[str]:
-    # The GUI builds these from vars(), i.e. in train_model's parameter order.
-    return sorted(fields, key=lambda k: LORA_TAB_KEYS.index(k) if k in LORA_TAB_KEYS else 0)
-
-
-def _native_loha_lokr(gui: _Gui, *, lokr: bool) -> list[tuple[str, str]]:
-    """build_native_loha_lokr_network_args (lora_gui.py L1096-1129)."""
-    pieces = []
-    conv_dim = float(gui["conv_dim"] or 0)
-    if conv_dim > 0:
-        pieces.append((f"conv_dim={int(conv_dim)}", "conv_dim"))
-        alpha = float(gui["conv_alpha"])
-        pieces.append((f"conv_alpha={int(alpha) if alpha.is_integer() else alpha}", "conv_alpha"))
-    if gui["use_tucker"]:
-        pieces.append(("use_tucker=True", "use_tucker"))
-    if lokr and int(gui["factor"]) != -1:
-        pieces.append((f"factor={int(gui['factor'])}", "factor"))
-    for key in ("rank_dropout", "module_dropout"):
-        if float(gui[key] or 0) > 0:
-            pieces.append((f"{key}={_fmt(gui[key])}", key))
-    return pieces
-
-
-def _fmt(value: Any) -> str:
-    """A field as the GUI's f-strings print it."""
-    return str(value)
-
-
-def _learning_rates(gui: _Gui) -> None:
+def _learning_rates(gui: Gui) -> None:
     """text_encoder_lr list, unet_lr and the train-only flags (L2069-2121)."""
     te = float(gui["text_encoder_lr"] or 0)
     t5 = float(gui["t5xxl_lr"] or 0)
@@ -619,7 +408,7 @@ def _learning_rates(gui: _Gui) -> None:
         gui.options["network_train_text_encoder_only"] = gui.given("unet_lr", True)
 
 
-def _config_options(gui: _Gui, script: str) -> None:
+def _config_options(gui: Gui, script: str) -> None:
     """The rest of config_toml_data (L2147-2556), as sd-scripts receives it."""
     sdxl, flux = script.startswith("sdxl"), script.startswith("flux")
     for key in SAME_NAME:
@@ -676,7 +465,7 @@ def _config_options(gui: _Gui, script: str) -> None:
     _family_options(gui, sdxl=sdxl, flux=flux)
 
 
-def _noise(gui: _Gui) -> None:
+def _noise(gui: Gui) -> None:
     """noise_offset_type gates which noise options pass (L2148-2152, L2282-2296, L2315-2326)."""
     original = gui["noise_offset_type"] == "Original"
     for key in ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength"):
@@ -691,7 +480,7 @@ def _noise(gui: _Gui) -> None:
             gui.option(key, key)
 
 
-def _train_inpainting(gui: _Gui, flux: bool) -> None:
+def _train_inpainting(gui: Gui, flux: bool) -> None:
     if gui["train_inpainting"] and not flux:
         gui.option("train_inpainting", "train_inpainting")
         for key in ("cache_latents", "cache_latents_to_disk"):
@@ -701,7 +490,7 @@ def _train_inpainting(gui: _Gui, flux: bool) -> None:
         gui.record("train_inpainting", "unset", "off")
 
 
-def _family_options(gui: _Gui, *, sdxl: bool, flux: bool) -> None:
+def _family_options(gui: Gui, *, sdxl: bool, flux: bool) -> None:
     """SDXL/Flux fields, passed only for their family (L2155-2177, L2446-2490)."""
     if sdxl:
         if gui["sdxl_cache_text_encoder_outputs"]:
@@ -765,7 +554,7 @@ def _family_options(gui: _Gui, *, sdxl: bool, flux: bool) -> None:
         gui.record("model_type", "dropped", "flux: sd-scripts' default model type")
 
 
-def _accelerate(gui: _Gui) -> dict[str, Given]:
+def _accelerate(gui: Gui) -> dict[str, Given]:
     """AccelerateLaunch.run_cmd (class_accelerate_launch.py L151-204)."""
     launch: dict[str, Given] = {}
     for key in (
@@ -801,7 +590,7 @@ def _accelerate(gui: _Gui) -> dict[str, Given]:
     return launch
 
 
-def _additional(gui: _Gui, script: str) -> None:
+def _additional(gui: Gui, script: str) -> None:
     """additional_parameters: free-text flags after --config_file (common_gui.py L1318-1355)."""
     text = str(gui["additional_parameters"]).replace('"', "").strip()
     if not text:
@@ -822,7 +611,7 @@ def _additional(gui: _Gui, script: str) -> None:
     gui.record("additional_parameters", "dropped", "its options are listed one by one")
 
 
-def _prompts(gui: _Gui) -> None:
+def _prompts(gui: Gui) -> None:
     """sample_prompts holds the prompts themselves; the GUI writes them to a file (L2360)."""
     text = str(gui["sample_prompts"])
     lines = prompt_lines(text)
@@ -832,7 +621,7 @@ def _prompts(gui: _Gui) -> None:
         gui.record("sample_prompts", "unset", "empty")
 
 
-def _account(gui: _Gui) -> None:
+def _account(gui: Gui) -> None:
     """Every key of the file has a record; values the file lacks are marked as the GUI's."""
     records = gui.builder.records
     for source, record in records.items():
