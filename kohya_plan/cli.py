@@ -161,7 +161,20 @@ def rules_command() -> None:
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead.")
 @click.option("--no-hardware", is_flag=True, help="Skip the GPU/RAM/disk advice for this machine.")
-def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool, no_hardware: bool) -> None:
+@click.option(
+    "--vram",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="GIB",
+    help="Plan for a GPU with this much memory (GiB): what to set for the plan to fit.",
+)
+def check(
+    plan_path: Path,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    no_hardware: bool,
+    vram: float | None,
+) -> None:
     """Validate PLAN against sd-scripts and the tutorial's rules; show the exact steps.
 
     Exit status: 0 when there are no errors (advice never changes it), 2 when there are.
@@ -170,13 +183,14 @@ def check(plan_path: Path, overrides: tuple[str, ...], as_json: bool, no_hardwar
     Examples:
       kohya-plan check plan.toml
       kohya-plan check plan.toml --set network.dim=32 --json
+      kohya-plan check flux.toml --vram 12
     """
     from kohya_plan import display
     from kohya_plan.checks.report import failed_report_json
     from kohya_plan.planning import check_plan
 
     try:
-        report = check_plan(plan_path, overrides, hardware=not no_hardware)
+        report = check_plan(plan_path, overrides, hardware=not no_hardware, vram_gib=vram)
     except PlanError as exc:
         if not as_json:
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -14,6 +15,7 @@ from kohya_plan import rules
 from kohya_plan.errors import PlanError
 from kohya_plan.plan import (
     DatasetSection,
+    FluxSection,
     LaunchSection,
     ModelSection,
     NetworkSection,
@@ -52,6 +54,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "output": OutputSection,
     "launch": LaunchSection,
     "rules": RulesSection,
+    "flux": FluxSection,
 }
 _EXAMPLES = {
     "model.base": 'base = "stable-diffusion-v1-5/stable-diffusion-v1-5"',
@@ -153,13 +156,20 @@ def problems_from_validation(exc: ValidationError) -> list[Finding]:
         parts = (
             f"{problem.message} — {problem.fix}".split("; ") if problem.fix else [problem.message]
         )
-        if errors[0]["type"] == "value_error" and len(parts) > 1:
+        if errors[0]["type"] == "value_error" and (len(parts) > 1 or not field):
             for part in parts:
                 message, _, fix = part.partition(" — ")
-                problems.append(replace(problem, message=message, fix=fix))
+                # The plan-wide validator (plan/fit.py) names its field: "model.ae: ...".
+                named = _NAMED.match(message) if not field else None
+                where = named.group(1) if named else field
+                text = named.group(2) if named else message
+                problems.append(replace(problem, field=where, message=text, fix=fix))
         else:
             problems.append(problem)
     return problems
+
+
+_NAMED = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,16 +28,22 @@ from kohya_plan.render.plan_toml import dump_plan
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from kohya_plan.inputs.facts import ModelFileFacts
     from kohya_plan.plan import Plan
 
 
 def check_plan(
-    plan_path: Path, overrides: Iterable[str] = (), *, hardware: bool = False
+    plan_path: Path,
+    overrides: Iterable[str] = (),
+    *,
+    hardware: bool = False,
+    vram_gib: float | None = None,
 ) -> CheckReport:
-    """Load, validate and check a plan file against its data (and this machine's hardware)."""
+    """Load, validate and check a plan file against its data (and this machine's hardware, or
+    a GPU of `vram_gib` GiB: `check --vram`)."""
     plan_path = plan_path.expanduser().absolute()
     plan = load_plan(plan_path, overrides)
-    return check_validated(plan, plan_path, hardware=hardware)
+    return check_validated(plan, plan_path, hardware=hardware, vram_gib=vram_gib)
 
 
 def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
@@ -46,9 +52,11 @@ def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
     return check_validated(validate_plan(data, plan_path.parent), plan_path)
 
 
-def check_validated(plan: Plan, plan_path: Path, *, hardware: bool = False) -> CheckReport:
+def check_validated(
+    plan: Plan, plan_path: Path, *, hardware: bool = False, vram_gib: float | None = None
+) -> CheckReport:
     """Check a validated plan against its data on disk."""
-    facts = gather_facts(plan, plan_path.parent, hardware=hardware)
+    facts = gather_facts(plan, plan_path.parent, hardware=hardware, vram_gib=vram_gib)
     return CheckReport(plan_path, plan, facts, run_checks(plan, facts))
 
 
@@ -57,10 +65,12 @@ def check_validated(plan: Plan, plan_path: Path, *, hardware: bool = False) -> C
 
 @dataclass(frozen=True)
 class Inputs:
-    """The model path and tokenizer folder sd-scripts gets (local once resolved)."""
+    """The model paths and tokenizer folder sd-scripts gets (local once resolved)."""
 
     model: str
     tokenizer_cache_dir: Path
+    model_files: dict[str, str] = field(default_factory=dict)
+    """The family's other model files by plan key (FLUX.1: ae, clip_l, t5xxl)."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +111,31 @@ def resolve_inputs(report: CheckReport, *, download: bool) -> Inputs:
             model = str(cached)
     elif facts.model_kind == "file" and download:
         model = str(hub.loadable_file(Path(model)))
+    files = {f.key: _model_file(f, plan, download=download) for f in facts.model_files}
     if download:
         hub.resolve_tokenizers(plan.model.family, tokenizers)
-    return Inputs(model, tokenizers)
+    return Inputs(model, tokenizers, files)
+
+
+def _model_file(found: ModelFileFacts, plan: Plan, *, download: bool) -> str:
+    """One of the family's other files, local (every one is resolved before any download of
+    the tokenizers, so an offline machine hears about all that is missing in turn)."""
+    from kohya_plan.inputs import hub
+
+    spec = next(s for s in plan.family.model_files if s.key == found.key)
+    field_name = f"model.{found.key}"
+    if found.kind == "hub":
+        ref = hub.parse_model_ref(found.ref)
+        if download:
+            path = hub.resolve_model_file(
+                ref, field=field_name, kind=spec.kind, what=spec.what, example=spec.example
+            )
+            return str(path)
+        cached = hub.cached_model(ref)
+        return str(cached) if cached is not None else found.ref
+    if found.kind == "file" and download:
+        return str(hub.loadable_file(Path(found.ref), field=field_name))
+    return found.ref
 
 
 @dataclass(frozen=True)
@@ -144,6 +176,7 @@ def render_run(report: CheckReport, run_dir: Path, inputs: Inputs | None = None)
             tokenizer_cache_dir=inputs.tokenizer_cache_dir,
             files=files,
             header=_header(report, "sd-scripts training config (--config_file)"),
+            model_files=inputs.model_files,
         ),
         rundir.PROMPTS: render_prompts(plan, _header(report, "Sample prompts (--sample_prompts)")),
         rundir.COMMAND_SH: command_sh(launch),
@@ -189,6 +222,7 @@ def check_record(report: CheckReport, rendered: RenderedRun) -> dict[str, Any]:
         **report.to_json(),
         "inputs": {
             "model": rendered.inputs.model,
+            "model_files": rendered.inputs.model_files,
             "tokenizer_cache_dir": str(rendered.inputs.tokenizer_cache_dir),
             "sd_scripts": str(rendered.launch.cwd),
             "argv0": rendered.launch.argv[0],

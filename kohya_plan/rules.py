@@ -153,6 +153,75 @@ IMAGE_SIZE_NO_BUCKET = _rule(
 EXTRA_OPTION = _rule(
     "extra-option", "error", "sd-scripts", "launch.extra option not usable", waivable=False
 )
+NETWORK_MODULE_FAMILY = _rule(
+    "network-module-family",
+    "error",
+    "sd-scripts",
+    "network module built for another model family",
+    waivable=False,
+)
+TE_LR_LIST = _rule(
+    "te-lr-list",
+    "error",
+    "sd-scripts",
+    "two text-encoder LRs where the network takes one",
+    waivable=False,
+)
+TE_CACHE_TRAINED = _rule(
+    "te-cache-trained",
+    "error",
+    "sd-scripts",
+    "text-encoder outputs cached while that encoder trains",
+    waivable=False,
+)
+TE_CACHE_AUGMENT = _rule(
+    "te-cache-augment",
+    "error",
+    "sd-scripts",
+    "cached text-encoder outputs with caption shuffling/dropout",
+    waivable=False,
+)
+FULL_PRECISION = _rule(
+    "full-precision",
+    "error",
+    "sd-scripts",
+    "full_fp16/full_bf16 without that mixed precision",
+    waivable=False,
+)
+FP8_BASE_PRECISION = _rule(
+    "fp8-base-precision",
+    "error",
+    "sd-scripts",
+    "fp8_base without fp16/bf16 mixed precision",
+    waivable=False,
+)
+MODEL_FORMAT = _rule(
+    "model-format",
+    "error",
+    "sd-scripts",
+    "model in a form the family's script cannot load",
+    waivable=False,
+)
+SDXL_HALF_VAE = _rule(
+    "sdxl-half-vae", "error", "sd-scripts", "SDXL VAE in fp16 (black/NaN samples)"
+)
+FLUX_BLOCKS_TO_SWAP = _rule(
+    "flux-blocks-to-swap",
+    "error",
+    "sd-scripts",
+    "blocks_to_swap beyond what the DiT allows",
+    waivable=False,
+)
+FLUX_SWAP_OFFLOAD = _rule(
+    "flux-swap-offload",
+    "error",
+    "sd-scripts",
+    "blocks_to_swap with cpu_offload_checkpointing",
+    waivable=False,
+)
+FLUX_CHROMA = _rule(
+    "flux-chroma", "error", "sd-scripts", "a setting Chroma does not support", waivable=False
+)
 # Advice: printed, never blocking.
 STEPS_RANGE = _rule("steps-range", "advice", "T6", "total steps outside 1000-2000")
 IMAGE_COUNT = _rule("image-count", "advice", "T7", "images outside 20-50")
@@ -179,3 +248,16 @@ GPU_PRECISION = _rule("gpu-precision", "advice", "sd-scripts", "mixed precision 
 NO_GPU = _rule("no-gpu", "advice", "sd-scripts", "no NVIDIA GPU: CPU training is extremely slow")
 DISK_SPACE = _rule("disk-space", "advice", "sd-scripts", "outputs may not fit on the disk")
 RAM = _rule("ram", "advice", "sd-scripts", "host RAM low for training")
+NETWORK_MODULE_UNKNOWN = _rule(
+    "network-module-unknown", "advice", "sd-scripts", "network module not known for this family"
+)
+OPTION_IGNORED = _rule(
+    "option-ignored", "advice", "sd-scripts", "a value sd-scripts ignores for this family"
+)
+TE_LR_UNUSED = _rule(
+    "te-lr-unused", "advice", "sd-scripts", "an LR for a text encoder that is not trained"
+)
+FLUX_GUIDANCE = _rule("flux-guidance", "advice", "sd-scripts", "guidance_scale for training FLUX.1")
+FLUX_FP32 = _rule("flux-fp32", "advice", "sd-scripts", "FLUX.1 in fp32 (T5-XXL alone ~19 GB)")
+CPU_FP16 = _rule("cpu-fp16", "advice", "sd-scripts", "fp16 / full_fp16 on a machine without a GPU")
+VRAM_FIT = _rule("vram-fit", "advice", "sd-scripts", "estimated peak GPU memory vs the card's")

@@ -144,3 +144,78 @@ def fake_hub(home: Path) -> Path:
         },
     )
     return cache
+
+
+def write_safetensors(
+    path: Path, tensors: Mapping[str, list[int]], dtype: str = "BF16", width: int = 2
+) -> Path:
+    """A real, complete safetensors file of zero-filled tensors (header and data)."""
+    import json
+    import struct
+
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, shape in tensors.items():
+        size = width
+        for dim in shape:
+            size *= dim
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+    return path
+
+
+FLUX_STUB_TENSORS: dict[str, dict[str, list[int]]] = {
+    # the keys inputs.checkpoint reads (flux_utils.analyze_checkpoint_state's own), tiny shapes
+    "dit": {
+        "double_blocks.0.img_attn.qkv.weight": [2, 2],
+        "double_blocks.0.img_attn.proj.bias": [2],
+        "single_blocks.0.linear1.weight": [2, 2],
+        "single_blocks.0.modulation.lin.bias": [2],
+        "guidance_in.in_layer.bias": [2],
+        "img_in.weight": [2, 2],
+    },
+    "ae": {
+        "encoder.conv_in.weight": [2, 3, 1, 1],
+        "encoder.down.0.block.0.conv1.weight": [2, 2, 1, 1],
+        "encoder.conv_out.weight": [32, 2, 1, 1],
+        "decoder.conv_out.weight": [3, 2, 1, 1],
+    },
+    "clip_l": {
+        "text_model.embeddings.token_embedding.weight": [2, 2],
+        "text_model.encoder.layers.0.self_attn.q_proj.weight": [2, 2],
+        "text_model.final_layer_norm.weight": [768],
+    },
+    "t5xxl": {
+        "shared.weight": [2, 2],
+        "encoder.block.0.layer.0.SelfAttention.q.weight": [2, 2],
+        "encoder.final_layer_norm.weight": [2],
+    },
+}
+
+
+def flux_stub_files(folder: Path) -> dict[str, Path]:
+    """FLUX.1's four files as headers `check` recognises (DiT with 1+1 blocks, dev): for tests
+    that render, not train. Keys: dit, ae, clip_l, t5xxl."""
+    return {
+        name: write_safetensors(folder / f"{name}.safetensors", tensors)
+        for name, tensors in FLUX_STUB_TENSORS.items()
+    }
+
+
+def ready_tokenizers(cache_dir: Path, family: str) -> Path:
+    """`cache_dir` filled with stand-in tokenizer folders of `family` (what sd-scripts looks
+    for under --tokenizer_cache_dir), so `make` needs no Hub: for rendering tests."""
+    from kohya_plan.families import family as lookup
+
+    for source in lookup(family).tokenizers:
+        folder = cache_dir / source.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (*source.files, *source.any_of[:1]):
+            (folder / name).write_text("{}", encoding="utf-8")
+    return cache_dir

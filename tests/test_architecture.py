@@ -23,8 +23,8 @@ PACKAGE = REPO / "kohya_plan"
 # use: they own the run folder and the starting of processes, and import nothing after them.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("__init__", "errors", "findings", "rules", "options", "rundir", "run")),
-    ("plan", ("plan", "loading", "templates")),
     ("families", ("families", "lora")),
+    ("plan", ("plan", "loading", "templates")),
     ("steps", ("steps",)),
     ("inputs", ("inputs",)),
     ("checks", ("checks",)),

@@ -11,7 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from kohya_plan.checks import dataset, hardware, model, network, optimizer, setup, training
+from kohya_plan.checks import (
+    dataset,
+    family,
+    hardware,
+    memory,
+    model,
+    network,
+    optimizer,
+    setup,
+    training,
+)
 from kohya_plan.findings import Finding, blocking
 from kohya_plan.lora import lora_file_bytes, lora_parameters
 
@@ -28,6 +38,8 @@ __all__ = ["CHECKS", "Finding", "blocking", "lora_file_bytes", "lora_parameters"
 # In the order findings are printed.
 CHECKS: tuple[Check, ...] = (
     network.check_alpha,
+    family.check_network_module,
+    family.check_text_encoder_lrs,
     optimizer.check_te_ratio,
     optimizer.check_te_zero,
     optimizer.check_adaptive,
@@ -35,12 +47,17 @@ CHECKS: tuple[Check, ...] = (
     network.check_only_flags,
     network.check_rank,
     training.check_cache_latents,
+    family.check_text_encoder_cache,
+    family.check_precision_switches,
     training.check_workers,
     training.check_epochs,
     training.check_sampling,
     dataset.check_buckets,
     model.check_model,
+    model.check_model_files,
     model.check_clip_skip,
+    family.check_ignored,
+    family.check_family_rules,
     dataset.check_parents,
     dataset.check_folders,
     dataset.check_image_counts,
@@ -49,6 +66,7 @@ CHECKS: tuple[Check, ...] = (
     dataset.check_reg,
     setup.check_sd_scripts,
     hardware.check_hardware,
+    memory.check_vram,
 )
 
 

@@ -28,13 +28,14 @@ def _names(items: tuple[str, ...], limit: int = 3) -> str:
 
 
 def check_buckets(plan: Plan, facts: Facts) -> Iterator[Finding]:
-    ds = plan.dataset
-    step = 32 if plan.model.family == "sdxl" else 64
+    ds, fam = plan.dataset, plan.family
+    step = fam.bucket_step
     if ds.enable_bucket and ds.bucket_reso_steps % step:
         yield rules.BUCKET_STEPS.finding(
             "dataset.bucket_reso_steps",
-            f"{ds.bucket_reso_steps} is not a multiple of {step}; sd-scripts asserts it is",
-            f"use bucket_reso_steps = {step}",
+            f"{ds.bucket_reso_steps} is not a multiple of {step}: {fam.bucket_step_reason}",
+            f"use bucket_reso_steps = {step}"
+            + (f" or another multiple of {step}" if step != 64 else ""),
         )
     if not ds.enable_bucket or ds.bucket_no_upscale:
         return

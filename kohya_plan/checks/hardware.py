@@ -8,6 +8,7 @@ import math
 from typing import TYPE_CHECKING
 
 from kohya_plan import rules
+from kohya_plan.families import FAMILIES
 from kohya_plan.inputs.hardware import GIB, MIB
 from kohya_plan.lora import lora_file_bytes
 
@@ -23,13 +24,10 @@ if TYPE_CHECKING:
 # slack, because nvidia-smi shows what the driver can use (a "12 GB" card may show 11.8 GiB).
 _T9_LOW_GIB = 6.5
 _T9_HIGH_GIB = 11.5
-# SDXL (1024², a 2.6-billion-parameter U-Net) needs about twice the memory: double the bands.
-_SDXL_FACTOR = 2.0
+# SDXL and FLUX.1 (1024²) need about twice the memory: the bands scale by Family.t9_factor.
 # A card with this many times T9's upper band has room for batches above 6 (T9: larger = faster).
 _ROOMY_FACTOR = 2.0
-# Host RAM: SD1.5 training holds the model (~4 GB fp32) and caches; SDXL about twice that.
-_RAM_MIN_GIB = {"sd15": 15.0, "sdxl": 30.0}  # "16 GB"/"32 GB" machines show a little less
-_RAM_NEED_GIB = {"sd15": 8.0, "sdxl": 16.0}
+# Host RAM per family: Family.ram_gib ("16 GB"/"32 GB" machines show a little less).
 # A saved state holds the LoRA weights in fp32 and the optimizer's moments: ~3× a LoRA file.
 STATE_FACTOR = 3
 # Room left free besides the run's files (logs, samples, the file being written).
@@ -48,11 +46,12 @@ def check_hardware(plan: Plan, facts: Facts) -> Iterator[Finding]:
         batch_size=t.batch_size,
         mixed_precision=t.mixed_precision,
         save_precision=plan.output.save_precision,
-        lora_file_bytes=lora_file_bytes(plan),
+        lora_file_bytes=lora_file_bytes(plan, facts.model_shape),
         files_per_run=files,
         family=plan.model.family,
         save_state=t.save_state,
         optimizer=plan.optimizer.type,
+        full_fp16=t.full_fp16,
     )
 
 
@@ -67,7 +66,7 @@ def _size(value_bytes: float) -> str:
 
 def batch_range(memory_gib: float, family: str) -> tuple[int, int | None]:
     """T9's batch sizes for a card (upper bound None: more than 6 is fine on this card)."""
-    factor = _SDXL_FACTOR if family == "sdxl" else 1.0
+    factor = FAMILIES[family].t9_factor
     if memory_gib <= _T9_LOW_GIB * factor:
         return 1, 1
     if memory_gib < _T9_HIGH_GIB * factor:
@@ -87,11 +86,11 @@ def _batch_advice(gpu: Gpu, batch_size: int, family: str) -> list[Finding]:
         return []
     gib = gpu.memory_mib / 1024
     low, high = batch_range(gib, family)
-    sdxl = family == "sdxl"
+    fam = FAMILIES[family]
     basis = (
-        "T9, doubled for SDXL, which needs about twice the memory at 1024²: "
+        f"T9, doubled for {fam.label}, which needs about twice the memory at 1024²: "
         "12 GB or less → 1, 24 GB or more → 2 to 6"
-        if sdxl
+        if fam.t9_factor == 2.0
         else "T9: 6 GB or less → 1, 12 GB or more → 2 to 6"
     )
     wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
@@ -119,14 +118,12 @@ def _batch_advice(gpu: Gpu, batch_size: int, family: str) -> list[Finding]:
                 "step count again)",
             )
         )
-    if sdxl and gib < _T9_HIGH_GIB:
+    if fam.small_card_tip and gib < _T9_HIGH_GIB:
         found.append(
             rules.GPU_BATCH_SIZE.finding(
                 "training.gradient_checkpointing",
-                f"SDXL LoRA training on {_card(gpu)} is tight even at batch 1",
-                "keep batch_size = 1, set training.gradient_checkpointing = true and "
-                "training.cache_latents = true, and launch.extra.cache_text_encoder_outputs "
-                "= true",
+                f"{fam.label} LoRA training on {_card(gpu)} is tight even at batch 1",
+                fam.small_card_tip,
             )
         )
     return found
@@ -168,15 +165,18 @@ def _precision_advice(gpu: Gpu, mixed_precision: str) -> list[Finding]:
     return []
 
 
-def _no_gpu_advice(hw: Hardware, mixed_precision: str, optimizer: str | None) -> list[Finding]:
+def _no_gpu_advice(
+    hw: Hardware, mixed_precision: str, optimizer: str | None, family: str, full_fp16: bool
+) -> list[Finding]:
     why = f" ({hw.gpu_note})" if hw.gpu_note else ""
+    cpu = FAMILIES[family].cpu_precision
     found = [
         rules.NO_GPU.finding(
             "",
             f"no NVIDIA GPU found on this machine{why}: sd-scripts would train on the CPU, "
             "which is extremely slow (seconds to minutes per step)",
             "train on a machine with an NVIDIA GPU; for a CPU run set "
-            'training.mixed_precision = "no"'
+            f'training.mixed_precision = "{cpu}"'
             + (
                 ' and optimizer.type = "AdamW" (8-bit optimizers need CUDA)'
                 if optimizer and "8bit" in optimizer.lower()
@@ -186,11 +186,21 @@ def _no_gpu_advice(hw: Hardware, mixed_precision: str, optimizer: str | None) ->
     ]
     if mixed_precision == "fp16":
         found.append(
-            rules.GPU_PRECISION.finding(
+            rules.CPU_FP16.finding(
                 "training.mixed_precision",
-                "fp16 needs a GPU: on the CPU accelerate stops with "
-                "\"fp16 mixed precision requires a GPU (not 'cpu')\"",
-                'set training.mixed_precision = "no" for a CPU run (or "bf16")',
+                'fp16 needs a GPU: on the CPU the first step stops with "expected m1 and m2 '
+                'to have the same dtype … Half != float" (older accelerate: "fp16 mixed '
+                'precision requires a GPU")',
+                f'set training.mixed_precision = "{cpu}" for a CPU run (or "bf16")',
+            )
+        )
+    if full_fp16:
+        found.append(
+            rules.CPU_FP16.finding(
+                "training.full_fp16",
+                "full_fp16 needs a GPU's gradient scaler: on the CPU accelerate has none and "
+                "sd-scripts stops with \"'NoneType' object has no attribute '_unscale_grads_'\"",
+                'set full_fp16 = false (full_bf16 with mixed_precision = "bf16" works on a CPU)',
             )
         )
     return found
@@ -229,9 +239,9 @@ def _disk_advice(
 
 
 def _ram_advice(hw: Hardware, family: str) -> list[Finding]:
-    key = "sdxl" if family == "sdxl" else "sd15"
-    label = "SDXL" if key == "sdxl" else "SD1.5"
-    minimum, need = _RAM_MIN_GIB[key], _RAM_NEED_GIB[key]
+    fam = FAMILIES[family]
+    label = fam.label
+    minimum, need = fam.ram_gib
     fix = (
         "close other programs; set training.max_data_loader_n_workers = 1 and "
         "training.cache_latents_to_disk = true; launch.extra.lowram = true loads the model "
@@ -271,6 +281,7 @@ def advise(
     family: str,
     save_state: bool = False,
     optimizer: str | None = None,
+    full_fp16: bool = False,
 ) -> list[Finding]:
     """Advice for a plan on this machine (first GPU: the one sd-scripts uses by default)."""
     found: list[Finding] = []
@@ -279,7 +290,7 @@ def advise(
         found += _batch_advice(gpu, batch_size, family)
         found += _precision_advice(gpu, mixed_precision)
     else:
-        found += _no_gpu_advice(hw, mixed_precision, optimizer)
+        found += _no_gpu_advice(hw, mixed_precision, optimizer, family, full_fp16)
     found += _disk_advice(hw, lora_file_bytes, files_per_run, save_state, save_precision)
     found += _ram_advice(hw, family)
     return found

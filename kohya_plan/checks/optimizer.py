@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from kohya_plan import rules
+from kohya_plan.lora import trained_parts
 from kohya_plan.plan.optimizer import is_adaptive
 
 if TYPE_CHECKING:
@@ -16,34 +17,52 @@ if TYPE_CHECKING:
     from kohya_plan.plan import Plan
 
 
-def _text_encoder_trained(plan: Plan) -> bool:
-    return not plan.network.train_unet_only and plan.optimizer.effective_text_encoder_lr > 0
+def _trained_text_encoders(plan: Plan) -> list[tuple[int, str, float]]:
+    """(index, name, LR that takes effect) of each text encoder the plan trains with LR > 0."""
+    fam = plan.family
+    encoders = fam.text_encoder_parts()
+    lrs = plan.optimizer.text_encoder_lrs(len(encoders))
+    if not fam.takes_text_encoder_lr_list(plan.network.module):
+        lrs = (lrs[0],) * len(encoders)  # networks.lora keeps only the first value
+    trained = {p.text_encoder for p in trained_parts(plan) if p.role == "text_encoder"}
+    return [
+        (i, fam.text_encoders[i], lrs[i])
+        for i, part in enumerate(encoders)
+        if part.text_encoder in trained and lrs[i] > 0
+    ]
 
 
 def check_te_ratio(plan: Plan, facts: Facts) -> Iterator[Finding]:
     o = plan.optimizer
-    if not _text_encoder_trained(plan) or is_adaptive(o.type) or o.type == "Adafactor":
+    if is_adaptive(o.type) or o.type == "Adafactor":
         return
-    unet, te = o.effective_unet_lr, o.effective_text_encoder_lr
+    unet = o.effective_unet_lr
     if unet <= 0:
         return
-    ratio = te / unet
-    low_ok = ratio > 0.1 or math.isclose(ratio, 0.1, rel_tol=1e-9)
-    high_ok = ratio < 0.5 or math.isclose(ratio, 0.5, rel_tol=1e-9)
-    if low_ok and high_ok:
-        return
-    source = "unet_lr" if o.unet_lr is not None else "learning_rate"
-    yield rules.TE_LR_RATIO.finding(
-        "optimizer.text_encoder_lr",
-        f"text-encoder LR {te:g} is {ratio:.3g}× the U-Net LR ({source} = {unet:g}), "
-        "outside 1/10..1/2",
-        f"set text_encoder_lr between {unet / 10:g} and {unet / 2:g} (T17), "
-        'or waive with rules.allow = ["te-lr-ratio"]',
-    )
+    listed = len(o.text_encoder_lr_values) > 1
+    seen: set[float] = set()
+    for _, name, te in _trained_text_encoders(plan):
+        if te in seen:
+            continue  # one value for several encoders: said once
+        seen.add(te)
+        ratio = te / unet
+        low_ok = ratio > 0.1 or math.isclose(ratio, 0.1, rel_tol=1e-9)
+        high_ok = ratio < 0.5 or math.isclose(ratio, 0.5, rel_tol=1e-9)
+        if low_ok and high_ok:
+            continue
+        source = "unet_lr" if o.unet_lr is not None else "learning_rate"
+        which = f" ({name})" if listed else ""
+        yield rules.TE_LR_RATIO.finding(
+            "optimizer.text_encoder_lr",
+            f"text-encoder LR{which} {te:g} is {ratio:.3g}× the U-Net LR ({source} = {unet:g}), "
+            "outside 1/10..1/2",
+            f"set text_encoder_lr between {unet / 10:g} and {unet / 2:g} (T17), "
+            'or waive with rules.allow = ["te-lr-ratio"]',
+        )
 
 
 def check_te_zero(plan: Plan, facts: Facts) -> Iterator[Finding]:
-    if plan.optimizer.text_encoder_lr == 0 and not plan.network.train_unet_only:
+    if 0 in plan.optimizer.text_encoder_lr_values[:1] and not plan.network.train_unet_only:
         yield rules.TE_LR_ZERO.finding(
             "optimizer.text_encoder_lr",
             "0 still builds and saves text-encoder LoRA modules (with zero weights)",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kohya_plan.errors import PlanError
 from kohya_plan.findings import Finding, blocking
-from kohya_plan.lora import lora_file_bytes, lora_parameters
+from kohya_plan.lora import lora_file_bytes, lora_is_exact, lora_parameters
 from kohya_plan.options import sd_scripts_commit
 
 if TYPE_CHECKING:
@@ -33,11 +33,35 @@ class CheckReport:
 
     @property
     def lora_parameters(self) -> int:
-        return lora_parameters(self.plan)
+        return lora_parameters(self.plan, self.facts.model_shape)
 
     @property
     def lora_file_bytes(self) -> int:
-        return lora_file_bytes(self.plan)
+        return lora_file_bytes(self.plan, self.facts.model_shape)
+
+    @property
+    def lora_exact(self) -> bool:
+        """Whether the LoRA counts describe this network exactly (else an estimate)."""
+        return lora_is_exact(self.plan)
+
+    def memory_json(self) -> dict[str, Any]:
+        """The peak GPU memory estimate (families.memory), by phase and part, in GiB."""
+        from kohya_plan.checks.memory import card_gib, plan_memory
+        from kohya_plan.families.memory import CONTEXT_GIB
+
+        found = plan_memory(self.plan, self.facts)
+        return {
+            "estimate": True,
+            "verified_on_gpu": False,
+            "peak_gib": round(found.peak_gib, 2),
+            "peak_phase": found.peak_phase,
+            "cuda_context_gib": CONTEXT_GIB,
+            "card_gib": card_gib(self.facts),
+            "phases": {
+                phase: {part: round(gib, 3) for part, gib in parts.items()}
+                for phase, parts in found.phases.items()
+            },
+        }
 
     def raise_if_blocked(self) -> None:
         """Stop `make`/`launch` with every blocking error."""
@@ -82,8 +106,21 @@ class CheckReport:
                 "parameters": self.lora_parameters,
                 "file_bytes": self.lora_file_bytes,
                 "precision": self.plan.output.save_precision,
+                "exact": self.lora_exact,
             },
-            "model": {"kind": self.facts.model_kind, "ref": self.facts.model_ref},
+            "memory": self.memory_json(),
+            "family": self.plan.model.family,
+            "script": self.plan.script_name,
+            "model": {
+                "kind": self.facts.model_kind,
+                "ref": self.facts.model_ref,
+                "detected": self.facts.model_family_detected,
+                "shape": self.facts.model_shape,
+                "files": {
+                    f.key: {"ref": f.ref, "kind": f.kind, "detected": f.detected}
+                    for f in self.facts.model_files
+                },
+            },
             "hardware": self.facts.hardware.to_json() if self.facts.hardware else None,
             "sd_scripts": {
                 "path": str(self.facts.sd_scripts) if self.facts.sd_scripts else None,

@@ -106,6 +106,16 @@ def check_report(report: CheckReport) -> None:
     _out.print(
         f"LoRA file: {report.lora_parameters:,} parameters, about "
         f"{report.lora_file_bytes / 2**20:.1f} MiB each ({plan.output.save_precision})"
+        + ("" if report.lora_exact else f" — an estimate for {plan.network.module}")
+    )
+    memory = report.memory_json()
+    parts = memory["phases"][memory["peak_phase"]]
+    biggest = sorted(parts.items(), key=lambda item: -item[1])[:3]
+    _out.print(
+        f"GPU memory: ~{memory['peak_gib']:.1f} GiB at the peak ({memory['peak_phase']}: "
+        + ", ".join(f"{name} {gib:.1f}" for name, gib in biggest)
+        + f") + ~{memory['cuda_context_gib']:g} GiB CUDA context — an estimate, not yet "
+        "checked on a GPU"
     )
     findings(report.findings)
     if report.ok:

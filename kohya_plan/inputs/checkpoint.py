@@ -1,4 +1,4 @@
-"""Tell SD1.5, SD2 and SDXL apart from a checkpoint's header, without loading any weights.
+"""Tell SD1.5, SD2, SDXL and FLUX.1 files apart from their headers, without loading any weights.
 
 A ``.safetensors`` file starts with an 8-byte little-endian header length and a JSON header
 that names every tensor with its dtype, shape and byte range; only that header is read here
@@ -7,7 +7,13 @@ sd-scripts' single-file loaders (``library/model_util.py``, ``library/sdxl_model
 
 * SD1.x: ``cond_stage_model.transformer.`` (CLIP ViT-L),
 * SD2.x: ``cond_stage_model.model.`` (OpenCLIP ViT-H),
-* SDXL: ``conditioner.embedders.0.transformer.`` and ``conditioner.embedders.1.model.``.
+* SDXL: ``conditioner.embedders.0.transformer.`` and ``conditioner.embedders.1.model.``,
+* FLUX.1 (``library/flux_utils.py`` ``analyze_checkpoint_state``): a DiT has
+  ``double_blocks.N.``/``single_blocks.N.`` (BFL) or ``transformer_blocks.N.attn.add_k_proj``
+  (Diffusers keys in one file), with ``model.diffusion_model.`` in front or not; dev has
+  ``guidance_in.*``; Chroma has ``distilled_guidance_layer.*``. Its other files: the AE (BFL
+  keys ``encoder.down.N.``, 16 latent channels: ``encoder.conv_out`` has 32 outputs), CLIP-L
+  (``text_model.encoder.layers.N.``, 768 wide) and T5-XXL (``encoder.block.N.``, ``shared``).
 
 A Diffusers folder is recognised by its ``model_index.json``. A pickled ``.ckpt`` cannot be
 read without torch (and unpickling runs code), so its family is reported as unknown.
@@ -17,6 +23,7 @@ Stdlib only, and fast: ``check`` calls this on every run.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,8 +31,21 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
-Family = Literal["sd15", "sd2", "sdxl", "lora", "vae"]
-"""What a file holds: a base model of one family, a LoRA, or a VAE on its own."""
+Family = Literal[
+    "sd15",
+    "sd2",
+    "sdxl",
+    "flux",
+    "chroma",
+    "flux-ae",
+    "flux-ae-diffusers",
+    "clip-l",
+    "t5xxl",
+    "t5xxl-scaled",
+    "lora",
+    "vae",
+]
+"""What a file holds: a base model of one family, one of FLUX.1's other files, a LoRA, a VAE."""
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 """Single-file checkpoints: a local file or a path inside a Hub repo ending in one of these."""
@@ -60,9 +80,25 @@ _FAMILY_NAMES: dict[str, str] = {
     "sd15": "an SD1.x model",
     "sd2": "an SD2.x model",
     "sdxl": "an SDXL model",
+    "flux": "a FLUX.1 model (DiT)",
+    "chroma": "a Chroma model (FLUX.1-based DiT)",
+    "flux-ae": "the FLUX.1 AutoEncoder",
+    "flux-ae-diffusers": "a FLUX.1 AutoEncoder in Diffusers layout",
+    "clip-l": "a CLIP-L text encoder",
+    "t5xxl": "a T5-XXL text encoder",
+    "t5xxl-scaled": "a scaled-fp8 T5-XXL text encoder",
     "lora": "a LoRA (a trained add-on, not a base model)",
     "vae": "a VAE on its own (not a full model)",
 }
+_FLUX_PARTS = {"flux-ae": "model.ae", "clip-l": "model.clip_l", "t5xxl": "model.t5xxl"}
+# flux_utils.analyze_checkpoint_state's own keys
+_BFL_DOUBLE = re.compile(r"^(?:model\.diffusion_model\.)?double_blocks\.(\d+)\.")
+_BFL_SINGLE = re.compile(r"^(?:model\.diffusion_model\.)?single_blocks\.(\d+)\.")
+_DIFFUSERS_DOUBLE = re.compile(r"^(?:model\.diffusion_model\.)?transformer_blocks\.(\d+)\.")
+_DIFFUSERS_SINGLE = re.compile(r"^(?:model\.diffusion_model\.)?single_transformer_blocks\.(\d+)\.")
+_GUIDANCE = ("guidance_in.", "time_text_embed.guidance_embedder.")
+_CLIP_LAYER = re.compile(r"^(?:transformer\.)?text_model\.encoder\.layers\.(\d+)\.")
+_T5_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.")
 
 
 class CheckpointError(ValueError):
@@ -173,6 +209,9 @@ def family_from_keys(
     names = list(keys)
     if any(k.startswith(_LORA_PREFIXES) or any(m in k for m in _LORA_MARKERS) for k in names):
         return "lora"
+    flux = _flux_kind(names, shape)
+    if flux is not None:
+        return flux
     if any(k.startswith(_SDXL_PREFIXES) for k in names):
         return "sdxl"
     if any(k.startswith(_SD1_PREFIX) for k in names):
@@ -194,6 +233,91 @@ def family_from_keys(
     ):
         return "vae"
     return None
+
+
+def _flux_kind(names: list[str], shape: Callable[[str], Any] | None) -> Family | None:
+    """FLUX.1's four files (see the module docstring), or None."""
+    bare = [k.removeprefix("model.diffusion_model.") for k in names]
+    if any(_BFL_DOUBLE.match(k) for k in names) or any(
+        k.startswith("transformer_blocks.") and ".attn.add_k_proj." in k for k in bare
+    ):
+        return "chroma" if any(k.startswith("distilled_guidance_layer.") for k in bare) else "flux"
+    if any(k.startswith("encoder.block.") for k in names) and "shared.weight" in names:
+        return "t5xxl-scaled" if "scaled_fp8" in names else "t5xxl"
+    if any(_CLIP_LAYER.match(k) for k in names) and not any(
+        k.startswith(("cond_stage_model.", "conditioner.")) for k in names
+    ):
+        width = shape("text_model.final_layer_norm.weight") if shape is not None else None
+        return "clip-l" if width in (None, [768]) else None
+    if names and all(k.startswith(("encoder.", "decoder.")) for k in names):
+        conv_out = shape("encoder.conv_out.weight") if shape is not None else None
+        if isinstance(conv_out, list) and conv_out[:1] == [32]:
+            layout = any(k.startswith("encoder.down_blocks.") for k in names)
+            return "flux-ae-diffusers" if layout else "flux-ae"
+    return None
+
+
+def model_shape(path: Path, kind: str | None) -> dict[str, int]:
+    """Block and layer counts of a model, for the LoRA size and FLUX.1's block-swap bounds.
+
+    Keys: ``dit.double``, ``dit.single``, ``dit.guidance`` (1 dev, 0 schnell) for a FLUX.1
+    DiT; ``te1.layers``/``te2.layers`` (and ``<key>:params``, LoRA parameters per rank of one
+    layer) from a Diffusers folder's text-encoder configs; ``te1.layers`` of a CLIP-L file;
+    ``t5.blocks`` (and ``t5.fp8`` for fp8 weights) of a T5-XXL file. Empty when nothing is
+    known (full-size counts apply). Headers and configs only; never raises.
+    """
+    try:
+        if path.is_dir():
+            return _diffusers_shape(path)
+        if kind is None:
+            return {}
+        header = read_header(path)
+    except (CheckpointError, OSError):
+        return {}
+    keys = [k for k in header if k != "__metadata__"]
+    if kind in ("flux", "chroma"):
+        return _dit_shape(keys)
+    if kind == "clip-l":
+        layers = {int(m.group(1)) for k in keys if (m := _CLIP_LAYER.match(k))}
+        return {"te1.layers": max(layers) + 1} if layers else {}
+    if kind in ("t5xxl", "t5xxl-scaled"):
+        blocks = {int(m.group(1)) for k in keys if (m := _T5_BLOCK.match(k))}
+        shape = {"t5.blocks": max(blocks) + 1} if blocks else {}
+        entry = header.get("shared.weight")
+        if isinstance(entry, dict) and str(entry.get("dtype", "")).startswith("F8"):
+            shape["t5.fp8"] = 1
+        return shape
+    return {}
+
+
+def _dit_shape(keys: list[str]) -> dict[str, int]:
+    double = {int(m.group(1)) for k in keys if (m := _BFL_DOUBLE.match(k))}
+    single = {int(m.group(1)) for k in keys if (m := _BFL_SINGLE.match(k))}
+    if not double:  # Diffusers keys in one file
+        double = {int(m.group(1)) for k in keys if (m := _DIFFUSERS_DOUBLE.match(k))}
+        single = {int(m.group(1)) for k in keys if (m := _DIFFUSERS_SINGLE.match(k))}
+    bare = [k.removeprefix("model.diffusion_model.") for k in keys]
+    shape = {"dit.guidance": int(any(k.startswith(_GUIDANCE) for k in bare))}
+    if double:
+        shape["dit.double"] = max(double) + 1
+    if single:
+        shape["dit.single"] = max(single) + 1
+    return shape
+
+
+def _diffusers_shape(folder: Path) -> dict[str, int]:
+    shape: dict[str, int] = {}
+    for key, sub in (("te1.layers", "text_encoder"), ("te2.layers", "text_encoder_2")):
+        config = read_json_object(folder / sub / "config.json") or {}
+        layers, hidden, inner = (
+            config.get(n) for n in ("num_hidden_layers", "hidden_size", "intermediate_size")
+        )
+        if isinstance(layers, int):
+            shape[key] = layers
+        if isinstance(hidden, int) and isinstance(inner, int):
+            # q, k, v, out (h → h) and fc1/fc2 (h ↔ inner): r·(in + out) each
+            shape[f"{key}:params"] = 4 * 2 * hidden + 2 * (hidden + inner)
+    return shape
 
 
 def _shape(entry: Any) -> Any:
@@ -271,15 +395,42 @@ def detect_family(path: Path) -> Family | None:
 
 
 def family_problem(detected: str | None, family: str) -> str | None:
-    """Why a model of family ``detected`` cannot be trained as ``model.family = family``.
+    """Why a model of kind ``detected`` cannot be trained as ``model.family = family``.
 
     None when they agree or nothing is known. The text reads after "model.base is …".
     """
-    if detected is None or detected == family:
+    from kohya_plan.families import FAMILIES
+
+    own = FAMILIES[family].checkpoint_kinds if family in FAMILIES else (family,)
+    if detected is None or detected in own:
         return None
     what = _FAMILY_NAMES.get(detected, detected)
-    if detected in ("lora", "vae"):
-        return f"{what}; point model.base at a full SD1.5 or SDXL checkpoint"
+    if detected in ("lora", "vae", "flux-ae-diffusers", "t5xxl-scaled"):
+        return f"{what}; point model.base at a full SD1.5, SDXL or FLUX.1 checkpoint"
+    if detected in _FLUX_PARTS:
+        return (
+            f"{what}, one of FLUX.1's other files; set it as {_FLUX_PARTS[detected]} and point "
+            "model.base at the FLUX.1 DiT"
+        )
     if detected == "sd2":
-        return f"{what}; kohya-plan trains SD1.5 (model.family = 'sd15') and SDXL only"
-    return f"{what} but model.family is {family!r}; set model.family = {detected!r}"
+        return f"{what}; kohya-plan trains SD1.5 (model.family = 'sd15'), SDXL and FLUX.1 only"
+    owner = next((f.name for f in FAMILIES.values() if detected in f.checkpoint_kinds), detected)
+    return f"{what} but model.family is {family!r}; set model.family = {owner!r}"
+
+
+def file_problem(detected: str | None, kind: str, what: str) -> str | None:
+    """Why a file holding ``detected`` cannot serve as ``what`` (kind ``kind``); None if fine."""
+    if detected is None or detected == kind:
+        return None
+    if detected == "t5xxl-scaled":
+        return (
+            "a scaled-fp8 T5-XXL (t5xxl_fp8_e4m3fn_scaled), which sd-scripts does not load; "
+            "use t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors"
+        )
+    if detected == "flux-ae-diffusers":
+        return (
+            "a FLUX.1 AutoEncoder in Diffusers layout, whose keys sd-scripts' AE loader does "
+            "not read; use the BFL file ae.safetensors"
+        )
+    found = _FAMILY_NAMES.get(detected, detected)
+    return f"{found}, not {what}"

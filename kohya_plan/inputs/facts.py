@@ -5,7 +5,7 @@ Plain data, so the checks stay pure and testable without files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -79,6 +79,17 @@ class StepFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelFileFacts:
+    """One of the family's other model files (`model.ae` …): where it is, what it holds."""
+
+    key: str
+    ref: str
+    kind: ModelKind
+    detected: str | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the checks need besides the plan."""
 
@@ -92,3 +103,10 @@ class Facts:
     model_problem: str | None = None
     steps: StepFacts | None = None
     hardware: Hardware | None = None
+    model_shape: dict[str, int] = field(default_factory=dict)
+    """Block/layer counts read from the model (`dit.double`, `te2.layers` …; see
+    inputs.checkpoint.model_shape): the LoRA size and block-swap bounds of THIS model."""
+    model_files: tuple[ModelFileFacts, ...] = ()
+    """The family's other model files (FLUX.1: ae, clip_l, t5xxl) as found."""
+    vram_gib: float | None = None
+    """GPU memory to plan for (`check --vram`), else None (the detected GPU's is used)."""

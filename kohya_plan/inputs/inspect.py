@@ -13,6 +13,7 @@ from kohya_plan.inputs import scan
 from kohya_plan.inputs.facts import (
     Facts,
     FolderFacts,
+    ModelFileFacts,
     ModelKind,
     ParentFacts,
     ResolvedSubset,
@@ -40,38 +41,74 @@ _SUBSET_OVERRIDES = (
 )
 
 
-def model_kind(plan: Plan, plan_dir: Path) -> tuple[ModelKind, str]:
-    """Is model.base a file, a Diffusers folder, a Hub repo id, or a local path that is missing?"""
+def ref_kind(ref: str, plan_dir: Path) -> tuple[ModelKind, str]:
+    """Is a model reference a file, a folder, a Hub reference, or a local path that is missing?"""
     from kohya_plan.inputs.hub import is_hub_ref
 
-    base = plan.model.base
-    path = Path(base).expanduser()
+    path = Path(ref).expanduser()
     if not path.is_absolute():
         path = plan_dir / path
     if path.is_file():
         return "file", str(path.absolute())
     if path.is_dir():
         return "diffusers", str(path.absolute())
-    if is_hub_ref(base):
-        return "hub", base
+    if is_hub_ref(ref):
+        return "hub", ref
     return "missing", str(path.absolute())
+
+
+def model_kind(plan: Plan, plan_dir: Path) -> tuple[ModelKind, str]:
+    """Is model.base a file, a Diffusers folder, a Hub repo id, or a local path that is missing?"""
+    return ref_kind(plan.model.base, plan_dir)
+
+
+def _local(kind: ModelKind, ref: str) -> Path | None:
+    if kind in ("file", "diffusers"):
+        return Path(ref)
+    if kind == "hub":
+        from kohya_plan.inputs.hub import cached_model, parse_model_ref
+
+        return cached_model(parse_model_ref(ref))
+    return None
 
 
 def detect_model(kind: ModelKind, ref: str) -> tuple[str | None, str | None]:
     """(family read from the checkpoint's header or model_index.json, problem reading it)."""
     from kohya_plan.inputs.checkpoint import CheckpointError, detect_family
 
-    path: Path | None = Path(ref) if kind in ("file", "diffusers") else None
-    if kind == "hub":
-        from kohya_plan.inputs.hub import cached_model, parse_model_ref
-
-        path = cached_model(parse_model_ref(ref))
+    path = _local(kind, ref)
     if path is None:
         return None, None
     try:
         return detect_family(path), None
     except CheckpointError as exc:
         return None, str(exc)
+
+
+def model_shape(kind: ModelKind, ref: str, detected: str | None) -> dict[str, int]:
+    """Block/layer counts of a local (or cached) model (inputs.checkpoint.model_shape)."""
+    from kohya_plan.inputs.checkpoint import model_shape as read_shape
+
+    path = _local(kind, ref)
+    return {} if path is None else read_shape(path, detected)
+
+
+def model_file_facts(
+    plan: Plan, plan_dir: Path
+) -> tuple[tuple[ModelFileFacts, ...], dict[str, int]]:
+    """The family's other model files (FLUX.1: ae, clip_l, t5xxl), and their shapes."""
+    found = []
+    shape: dict[str, int] = {}
+    for spec in plan.family.model_files:
+        ref = getattr(plan.model, spec.key)
+        if ref is None:
+            continue
+        kind, where = ref_kind(ref, plan_dir)
+        detected, problem = detect_model(kind, where) if kind != "diffusers" else (None, None)
+        found.append(ModelFileFacts(spec.key, where, kind, detected, problem))
+        if detected == spec.kind:
+            shape.update(model_shape(kind, where, detected))
+    return tuple(found), shape
 
 
 def _folder_subsets(
@@ -129,7 +166,9 @@ def resolve_subsets(plan: Plan) -> tuple[list[ResolvedSubset], list[ParentFacts]
 def scan_subset(plan: Plan, subset: ResolvedSubset) -> FolderFacts:
     """Read one folder's image headers and captions the way sd-scripts will."""
     extension = dict(subset.overrides).get("caption_extension", plan.dataset.caption_extension)
-    result = scan.scan_folder(subset.image_dir, str(extension))
+    # sd-scripts reads image sizes from the family's latent cache files where they exist
+    suffix = plan.family.latent_cache_suffix
+    result = scan.scan_folder(subset.image_dir, str(extension), latent_cache_suffix=suffix)
     if not result.exists or not result.is_dir:
         return FolderFacts(subset, exists=False, images=0, sizes=())
     images = result.images
@@ -205,10 +244,15 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
     )
 
 
-def gather_facts(plan: Plan, plan_dir: Path, *, hardware: bool = False) -> Facts:
-    """Everything the checks need from the disk (and, with `hardware`, this machine)."""
+def gather_facts(
+    plan: Plan, plan_dir: Path, *, hardware: bool = False, vram_gib: float | None = None
+) -> Facts:
+    """Everything the checks need from the disk (and, with `hardware`, this machine);
+    `vram_gib` is the GPU memory to plan for (`check --vram`)."""
     kind, ref = model_kind(plan, plan_dir)
     detected, problem = detect_model(kind, ref)
+    files, file_shape = model_file_facts(plan, plan_dir)
+    shape = {**file_shape, **model_shape(kind, ref, detected)}
     subsets, parents = resolve_subsets(plan)
     folders = tuple(scan_subset(plan, s) for s in subsets)
     sd_scripts = locate_sd_scripts(plan)
@@ -217,6 +261,9 @@ def gather_facts(plan: Plan, plan_dir: Path, *, hardware: bool = False) -> Facts
         model_ref=ref,
         model_family_detected=detected,
         model_problem=problem,
+        model_shape=shape,
+        model_files=files,
+        vram_gib=vram_gib,
         parents=tuple(parents),
         folders=folders,
         sd_scripts=sd_scripts,

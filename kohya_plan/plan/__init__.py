@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from kohya_plan.families import Family, family
 from kohya_plan.plan.common import Section
 from kohya_plan.plan.dataset import DatasetSection, SubsetSection
+from kohya_plan.plan.fit import family_problems
+from kohya_plan.plan.flux import FluxSection
 from kohya_plan.plan.launch import LaunchSection
 from kohya_plan.plan.model import ModelSection
 from kohya_plan.plan.network import NetworkSection
@@ -20,8 +23,11 @@ from kohya_plan.plan.training import TrainingSection
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from typing_extensions import Self
+
 __all__ = [
     "DatasetSection",
+    "FluxSection",
     "LaunchSection",
     "ModelSection",
     "NetworkSection",
@@ -47,11 +53,36 @@ class Plan(Section):
     output: OutputSection
     launch: LaunchSection = Field(default_factory=LaunchSection)
     rules: RulesSection = Field(default_factory=RulesSection)
+    flux: FluxSection | None = Field(
+        None, description="FLUX.1's training options (filled with defaults for a flux plan)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flux_defaults(cls, data: Any) -> Any:
+        # A FLUX.1 plan always has its [flux] options: the defaults are not sd-scripts' own.
+        if isinstance(data, dict) and data.get("flux") is None:
+            model = data.get("model")
+            if isinstance(model, dict) and model.get("family") == "flux":
+                return {**data, "flux": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_the_family(self) -> Self:
+        problems = family_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def family(self) -> Family:
+        """The plan's model family (what sd-scripts does differently for it)."""
+        return family(self.model.family)
 
     @property
     def script_name(self) -> str:
         """The sd-scripts entry point for this model family."""
-        return "sdxl_train_network.py" if self.model.family == "sdxl" else "train_network.py"
+        return self.family.script
 
     def runs_dir(self, plan_dir: Path) -> Path:
         """Where run folders are created."""

@@ -1,11 +1,10 @@
-"""[model]: the base model and how its text encoder is read."""
+"""[model]: the base model, its family, the other model files a family needs, the tokenizers."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
+from kohya_plan.families import FAMILIES
 from kohya_plan.plan.common import OptionalPlanPath, Section
 
 
@@ -18,8 +17,12 @@ class ModelSection(Section):
             "(repo@revision allowed). Relative paths are relative to the plan file."
         ),
     )
-    family: Literal["sd15", "sdxl"] = Field(
-        "sd15", description="Model family: sd15 (train_network.py) or sdxl (sdxl_train_network.py)."
+    family: str = Field(
+        "sd15",
+        description=(
+            "Model family: sd15 (train_network.py), sdxl (sdxl_train_network.py) or flux "
+            "(flux_train_network.py)."
+        ),
     )
     clip_skip: int | None = Field(
         None, ge=1, le=12, description="T23: 2 for anime models, 1 for realistic ones."
@@ -29,6 +32,35 @@ class ModelSection(Section):
     )
     vae: str | None = Field(None, description="Replacement VAE (file, folder or repo id).")
     v_parameterization: bool = Field(False, description="The model predicts v (v-pred models).")
+    ae: str | None = Field(
+        None, description="FLUX.1: the AutoEncoder, one .safetensors file (local or Hub)."
+    )
+    clip_l: str | None = Field(
+        None, description="FLUX.1: the CLIP-L text encoder, one .safetensors file (local or Hub)."
+    )
+    t5xxl: str | None = Field(
+        None, description="FLUX.1: the T5-XXL text encoder, one .safetensors file (local or Hub)."
+    )
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        if value not in FAMILIES:
+            import difflib
+
+            close = difflib.get_close_matches(value.lower(), FAMILIES, n=1, cutoff=0.5)
+            hint = f'did you mean "{close[0]}"? ' if close else ""
+            msg = f"{value!r} is not a model family — {hint}use one of: {', '.join(FAMILIES)}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("ae", "clip_l", "t5xxl")
+    @classmethod
+    def _file_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            msg = "is empty — give a .safetensors file or a Hub reference ORG/NAME/FILE"
+            raise ValueError(msg)
+        return None if value is None else value.strip()
 
     @field_validator("base")
     @classmethod

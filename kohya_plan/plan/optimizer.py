@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from kohya_plan.plan.common import (
     ExtraValue,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     Section,
@@ -105,8 +106,12 @@ class OptimizerSection(Section):
     unet_lr: float | None = Field(
         None, ge=0, description="T16: U-Net LR (overrides learning_rate)."
     )
-    text_encoder_lr: float | None = Field(
-        None, ge=0, description="T17: text-encoder LR, 1/2 to 1/10 of the U-Net LR."
+    text_encoder_lr: NonNegativeFloat | tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(
+        None,
+        description=(
+            "T17: text-encoder LR, 1/2 to 1/10 of the U-Net LR; two values for two text "
+            "encoders where the network takes them (FLUX.1: [CLIP-L, T5-XXL])."
+        ),
     )
     scheduler: str = Field("cosine_with_restarts", description="T18: LR scheduler.")
     scheduler_num_cycles: PositiveInt = Field(1, description="Restarts for cosine_with_restarts.")
@@ -176,5 +181,24 @@ class OptimizerSection(Section):
 
     @property
     def effective_text_encoder_lr(self) -> float:
-        """The text-encoder LR sd-scripts will use (falls back to learning_rate)."""
-        return self.learning_rate if self.text_encoder_lr is None else self.text_encoder_lr
+        """The (first) text-encoder LR sd-scripts will use (falls back to learning_rate)."""
+        return self.text_encoder_lrs(1)[0]
+
+    def text_encoder_lrs(self, encoders: int) -> tuple[float, ...]:
+        """The LR of each of `encoders` text encoders as given: one value serves every encoder,
+        none means learning_rate (whether the network honours a second value is the family's
+        question: `Family.takes_text_encoder_lr_list`)."""
+        value = self.text_encoder_lr
+        if value is None:
+            return (self.learning_rate,) * encoders
+        if isinstance(value, tuple):
+            return tuple(value[i] if i < len(value) else value[-1] for i in range(encoders))
+        return (value,) * encoders
+
+    @property
+    def text_encoder_lr_values(self) -> tuple[float, ...]:
+        """text_encoder_lr as a tuple of what was written (empty when not set)."""
+        value = self.text_encoder_lr
+        if value is None:
+            return ()
+        return value if isinstance(value, tuple) else (value,)

@@ -33,6 +33,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "d": (r"\d+", "seed, e.g. --d 1"),
     "s": (r"\d+", "sampling steps, e.g. --s 28"),
     "l": (r"[\d.]+", "CFG scale, e.g. --l 7.5"),
+    "g": (r"[\d.]+", "FLUX.1's embedded guidance, e.g. --g 3.5"),
     "n": (r".+", "negative prompt, e.g. --n low quality"),
     "ss": (r".+", "sampler, e.g. --ss euler_a"),
 }
@@ -48,7 +49,7 @@ def prompt_problems(line: str) -> list[str]:
         if key not in _FLAGS:
             problems.append(
                 f"unknown flag --{name} (sd-scripts ignores it) — use --n, --w, --h, --d, --l, "
-                "--s or --ss"
+                "--g, --s or --ss"
             )
             continue
         pattern, example = _FLAGS[key]

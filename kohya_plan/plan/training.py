@@ -30,6 +30,14 @@ class TrainingSection(Section):
     cache_latents: bool = True
     cache_latents_to_disk: bool = False
     gradient_checkpointing: bool = False
+    cache_text_encoder_outputs: bool = Field(
+        False, description="SDXL/FLUX.1: encode the captions once (needs train_unet_only)."
+    )
+    cache_text_encoder_outputs_to_disk: bool = False
+    no_half_vae: bool = Field(False, description="Keep the VAE in fp32 (SDXL with fp16).")
+    full_fp16: bool = Field(False, description="Train the LoRA in fp16 too (needs fp16).")
+    full_bf16: bool = Field(False, description="Train the LoRA in bf16 too (needs bf16).")
+    fp8_base: bool = Field(False, description="Base model in fp8 (needs fp16 or bf16).")
     attention: Literal["sdpa", "xformers", "mem_eff", "none"] = "sdpa"
     max_data_loader_n_workers: int | None = Field(None, ge=0)
     persistent_data_loader_workers: bool = False

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from kohya_plan.rundir import RunDir
 
 _ATTENTION = {"sdpa": "sdpa", "xformers": "xformers", "mem_eff": "mem_eff_attn"}
+# flux_train_utils.get_noisy_model_input_and_timesteps: what each timestep sampling reads
+_SHIFTED = ("shift", "sigma")
 
 
 def python_literal(value: TomlValue) -> str:
@@ -52,10 +54,53 @@ def key_value_args(values: Mapping[str, TomlValue], *, literal: bool) -> list[st
     return out
 
 
+def text_encoder_lr(plan: Plan) -> list[float] | None:
+    """`--text_encoder_lr` as it takes effect: two values only where the network honours a
+    second one (FLUX.1's networks.lora_flux); networks.lora keeps only the first."""
+    values = plan.optimizer.text_encoder_lr_values
+    if not values:
+        return None
+    if len(values) > 1 and plan.family.takes_text_encoder_lr_list(plan.network.module):
+        return [float(v) for v in values]
+    return [float(values[0])]
+
+
+def _flux_options(plan: Plan) -> dict[str, TomlValue | None]:
+    f = plan.flux
+    if f is None:
+        return {}
+    shifted = f.timestep_sampling in ("sigmoid", "shift", "flux_shift")
+    return {
+        "model_type": f.model_type,
+        "guidance_scale": f.guidance_scale,
+        "timestep_sampling": f.timestep_sampling,
+        # written only where flux_train_utils reads them
+        "sigmoid_scale": f.sigmoid_scale if shifted else None,
+        # shift uses it directly, sigma through the scheduler's shifted sigmas
+        "discrete_flow_shift": f.discrete_flow_shift if f.timestep_sampling in _SHIFTED else None,
+        "model_prediction_type": f.model_prediction_type,
+        "t5xxl_max_token_length": f.t5xxl_max_token_length,
+        "apply_t5_attn_mask": f.apply_t5_attn_mask or None,
+        "blocks_to_swap": f.blocks_to_swap or None,
+        "cpu_offload_checkpointing": f.cpu_offload_checkpointing or None,
+    }
+
+
 def config_sections(
-    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunDir
+    plan: Plan,
+    *,
+    model: str,
+    tokenizer_cache_dir: Path | None,
+    files: RunDir,
+    model_files: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, TomlValue]]:
-    """The config file's content, by section (sd-scripts flattens one level of tables)."""
+    """The config file's content, by section (sd-scripts flattens one level of tables).
+
+    `model_files` are the family's other model files as sd-scripts gets them (local paths);
+    options the family ignores are left out (`check` says so), every key is one of the
+    family script's options.
+    """
+    extra_files = dict(model_files or {})
     m, n, o, t, s, out = (
         plan.model,
         plan.network,
@@ -72,6 +117,10 @@ def config_sections(
             "tokenizer_cache_dir": str(tokenizer_cache_dir) if tokenizer_cache_dir else None,
             "vae": m.vae,
             "v_parameterization": m.v_parameterization or None,
+            **{
+                spec.option: extra_files.get(spec.key, getattr(m, spec.key))
+                for spec in plan.family.model_files
+            },
         },
         "network": {
             "network_module": n.module,
@@ -87,7 +136,7 @@ def config_sections(
             "optimizer_type": o.type,
             "learning_rate": o.learning_rate,
             "unet_lr": o.unet_lr,
-            "text_encoder_lr": [o.text_encoder_lr] if o.text_encoder_lr is not None else None,
+            "text_encoder_lr": text_encoder_lr(plan),
             "lr_scheduler": o.scheduler,
             "lr_scheduler_num_cycles": o.scheduler_num_cycles,
             "lr_scheduler_power": o.scheduler_power,
@@ -107,6 +156,12 @@ def config_sections(
             "cache_latents": t.cache_latents or None,
             "cache_latents_to_disk": t.cache_latents_to_disk or None,
             "gradient_checkpointing": t.gradient_checkpointing or None,
+            "cache_text_encoder_outputs": t.cache_text_encoder_outputs or None,
+            "cache_text_encoder_outputs_to_disk": t.cache_text_encoder_outputs_to_disk or None,
+            "no_half_vae": t.no_half_vae or None,
+            "full_fp16": t.full_fp16 or None,
+            "full_bf16": t.full_bf16 or None,
+            "fp8_base": t.fp8_base or None,
             "max_data_loader_n_workers": t.max_data_loader_n_workers,
             "persistent_data_loader_workers": t.persistent_data_loader_workers or None,
         },
@@ -121,6 +176,7 @@ def config_sections(
             "save_state": t.save_state or None,
             "training_comment": out.comment,
         },
+        "flux": _flux_options(plan),
         "sampling": {},
         "logging": {"logging_dir": str(files.logging_dir) if t.tensorboard else None},
         "extra": dict(plan.launch.extra),
@@ -136,21 +192,37 @@ def config_sections(
             "sample_at_first": s.at_first or None,
             "sample_sampler": s.sampler,
         }
+    ignored = plan.family.ignored_options
     options = options_for(plan.script_name)
-    return {
-        name: {k: coerce(options[k], v) for k, v in values.items() if v is not None}
-        for name, values in sections.items()
-        if any(v is not None for v in values.values())
-    }
+    rendered: dict[str, dict[str, TomlValue]] = {}
+    for name, values in sections.items():
+        kept = {k: v for k, v in values.items() if v is not None and k not in ignored}
+        unknown = sorted(set(kept) - set(options))
+        if unknown:  # the plan's validator refuses these: reaching here is a bug
+            msg = f"{plan.script_name} has no option {', '.join(unknown)} (plan/fit.py missed it)"
+            raise AssertionError(msg)
+        if kept:
+            rendered[name] = {k: coerce(options[k], v) for k, v in kept.items()}
+    return rendered
 
 
 def render_config_toml(
-    plan: Plan, *, model: str, tokenizer_cache_dir: Path | None, files: RunDir, header: str
+    plan: Plan,
+    *,
+    model: str,
+    tokenizer_cache_dir: Path | None,
+    files: RunDir,
+    header: str,
+    model_files: Mapping[str, str] | None = None,
 ) -> str:
     """Config TOML text, grouped by concern; sd-scripts ignores the section names."""
     lines = header_lines(header)
     sections = config_sections(
-        plan, model=model, tokenizer_cache_dir=tokenizer_cache_dir, files=files
+        plan,
+        model=model,
+        tokenizer_cache_dir=tokenizer_cache_dir,
+        files=files,
+        model_files=model_files,
     )
     for name, values in sections.items():
         if lines and lines[-1] != "":

@@ -142,7 +142,8 @@ def test_mixed_sizes_without_buckets_t13() -> None:
 def test_lora_size_t11() -> None:
     plan = _plan(network={"dim": 128, "alpha": 64})
     assert lora_parameters(plan) == 75_497_472
-    assert lora_file_bytes(plan) == 144 * 2**20  # T11: rank 128 is the 144 MB file (fp16)
+    # T11: rank 128 is the 144 MiB file (fp16), plus one alpha per module (264)
+    assert lora_file_bytes(plan) == 144 * 2**20 + 264 * 2
 
 
 @pytest.mark.parametrize(

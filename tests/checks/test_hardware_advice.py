@@ -131,12 +131,22 @@ def test_no_gpu_with_fp16() -> None:
     found = run_advise(
         machine(note="nvidia-smi is not on PATH"), mixed_precision="fp16", optimizer="AdamW8bit"
     )
-    assert ids(found) == ["no-gpu", "gpu-precision"]
+    assert ids(found) == ["no-gpu", "cpu-fp16"]
     assert "extremely slow" in found[0].message
     assert "(nvidia-smi is not on PATH)" in found[0].message
     assert "8-bit optimizers need CUDA" in found[0].fix
-    assert "fp16 mixed precision requires a GPU" in found[1].message
+    # what the CPU lab's fp16 run printed (sd-families-cpu.md, run sdxl5)
+    assert "expected m1 and m2 to have the same dtype" in found[1].message
     assert 'mixed_precision = "no"' in found[1].fix
+
+
+def test_no_gpu_with_full_fp16_and_flux() -> None:
+    found = run_advise(machine(), mixed_precision="fp16", family="flux", full_fp16=True)
+    assert ids(found) == ["no-gpu", "cpu-fp16", "cpu-fp16"]
+    # FLUX.1 on a CPU: bf16 (fp32 would load T5-XXL as ~19 GB)
+    assert 'mixed_precision = "bf16"' in found[0].fix
+    assert found[2].field == "training.full_fp16"
+    assert "_unscale_grads_" in found[2].message  # what the CPU lab's run sdxl4 printed
 
 
 @pytest.mark.parametrize("precision", ["no", "bf16"])

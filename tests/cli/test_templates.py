@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, make_images, ready_tokenizers
 
+from kohya_plan.families import FAMILIES
 from kohya_plan.loading import load_plan
 from kohya_plan.templates import list_templates
 
-NAMES = ["sd15-character", "sd15-lr-find", "sd15-realistic", "sd15-style"]
+# Each family declares its templates (kohya_plan.families): one file per name ships.
+FAMILY_OF = {name: f.name for f in FAMILIES.values() for name in f.templates}
+NAMES = sorted(FAMILY_OF)
 
 
 def test_templates_are_listed(run_cli) -> None:
     assert [t.name for t in list_templates()] == NAMES
+    assert {"sdxl-character", "sdxl-style", "flux-character"} <= set(NAMES)
     result = run_cli("templates")
     assert result.exit_code == 0
     for name in NAMES:
@@ -27,7 +32,27 @@ def test_template_validates(tmp_path: Path, run_cli, name: str) -> None:
     result = run_cli("init", tmp_path, "--template", name)
     assert result.exit_code == 0, result.output
     plan = load_plan(tmp_path / "plan.toml")
-    assert plan.model.family == "sd15"
+    assert plan.model.family == FAMILY_OF[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_checks_and_makes(tmp_path: Path, run_cli, name: str) -> None:
+    """init → check → make --dry-run, with images where the template's train_dir points."""
+    run_cli("init", tmp_path, "--template", name)
+    plan = load_plan(tmp_path / "plan.toml")
+    assert plan.dataset.train_dir is not None
+    size = plan.dataset.size
+    make_images(plan.dataset.train_dir / "20_xunxian", [size] * 3, caption="xunxian, red hair")
+    tokenizers = ready_tokenizers(tmp_path / "tokenizers", plan.model.family)
+    sets = ("--set", f'model.tokenizer_cache_dir="{tokenizers}"')
+    checked = run_cli("check", tmp_path / "plan.toml", "--json", *sets)
+    doc = json.loads(checked.stdout)
+    assert doc["errors"] == [], doc["errors"]
+    made = run_cli("make", tmp_path / "plan.toml", "--dry-run", "--json", *sets)
+    assert made.exit_code == 0, made.output
+    argv = json.loads(made.stdout)["argv"]
+    script = FAMILIES[FAMILY_OF[name]].script
+    assert Path(argv[argv.index("--config_file") - 1]).name == script
 
 
 def test_character_template_has_the_tutorials_values(tmp_path: Path, run_cli) -> None:

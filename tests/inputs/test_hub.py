@@ -706,7 +706,7 @@ def test_sd2_tokenizer_comes_from_the_sd2_repo_subfolder(tmp_path: Path) -> None
 
 def test_unknown_family_has_no_tokenizer(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no tokenizer"):
-        hub.resolve_tokenizers("flux", tmp_path)
+        hub.resolve_tokenizers("sd3", tmp_path)
 
 
 # --- secrets and progress bars --------------------------------------------------------------

@@ -13,7 +13,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import REPO, TESTS, make_images
+from helpers import REPO, TESTS, flux_stub_files, make_images, ready_tokenizers
 
 from kohya_plan.planning import check_plan, make_run
 
@@ -34,16 +34,33 @@ def _prepare(case: str, root: Path) -> Path:
             "# sd_scripts = ", 'sd_scripts = "sd-scripts"\npython = "/opt/sd/bin/python"\n# '
         )
         (root / "plan.toml").write_text(text, encoding="utf-8")
-    else:
+    elif case == "subsets-reg":
         shutil.copy(GOLDEN / case / "plan.toml", root / "plan.toml")
         make_images(root / "images" / "portraits", [(512, 768)] * 3, caption="sks woman, smile")
         make_images(root / "images" / "full body", [(768, 512)] * 2, caption_ext=".caption")
         make_images(root / "reg" / "1_woman", [(512, 512)] * 4, caption="woman")
         (root / "models" / "tiny sd15").mkdir(parents=True)
+    else:  # sdxl, flux: a family's own files (buckets where the 32-px step differs)
+        shutil.copy(GOLDEN / case / "plan.toml", root / "plan.toml")
+        sizes = [(1024, 1024)] * 3 + [(1216, 832)] * 2 + [(800, 1250)]
+        make_images(root / "data" / "10_sks", sizes, caption="sks woman, smile")
+        ready_tokenizers(root / "tokenizer cache", case)
+        if case == "sdxl":
+            _sdxl_folder(root / "models" / "tiny sdxl")
+        else:
+            flux_stub_files(root / "models")  # dit, ae, clip_l, t5xxl .safetensors
     return root / "plan.toml"
 
 
-@pytest.mark.parametrize("case", ["tutorial", "subsets-reg"])
+def _sdxl_folder(folder: Path) -> None:
+    import json
+
+    folder.mkdir(parents=True)
+    index = {"_class_name": "StableDiffusionXLPipeline", "text_encoder": ["transformers", "X"]}
+    (folder / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", ["tutorial", "subsets-reg", "sdxl", "flux"])
 def test_rendered_files_match_golden(
     tmp_path: Path, case: str, update_golden: bool, offline_hub: Path
 ) -> None:

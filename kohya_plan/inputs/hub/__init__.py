@@ -1,5 +1,6 @@
 """Models, VAEs and tokenizers on the Hugging Face Hub: references, the cache, downloads."""
 
+from kohya_plan.families import CLIP_BIG_G, CLIP_L, T5_XXL, TokenizerSource
 from kohya_plan.inputs.hub.cache import (
     cached_model,
     default_tokenizer_cache,
@@ -7,26 +8,26 @@ from kohya_plan.inputs.hub.cache import (
     hub_cache_dir,
     is_offline,
 )
-from kohya_plan.inputs.hub.fetch import loadable_file, resolve_model, resolve_vae, scrub
+from kohya_plan.inputs.hub.fetch import (
+    loadable_file,
+    resolve_model,
+    resolve_model_file,
+    resolve_vae,
+    scrub,
+)
 from kohya_plan.inputs.hub.pipeline import (
     missing_pipeline_parts,
     pipeline_components,
     select_pipeline_files,
 )
 from kohya_plan.inputs.hub.refs import HUB_PREFIX, HubRef, is_hub_ref, parse_model_ref
-from kohya_plan.inputs.hub.tokenizers import (
-    CLIP_BIG_G,
-    CLIP_L,
-    TOKENIZERS,
-    TokenizerSource,
-    resolve_tokenizers,
-    tokenizer_ready,
-)
+from kohya_plan.inputs.hub.tokenizers import TOKENIZERS, resolve_tokenizers, tokenizer_ready
 
 __all__ = [
     "CLIP_BIG_G",
     "CLIP_L",
     "HUB_PREFIX",
+    "T5_XXL",
     "TOKENIZERS",
     "HubRef",
     "TokenizerSource",
@@ -41,6 +42,7 @@ __all__ = [
     "parse_model_ref",
     "pipeline_components",
     "resolve_model",
+    "resolve_model_file",
     "resolve_tokenizers",
     "resolve_vae",
     "scrub",

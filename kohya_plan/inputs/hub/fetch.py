@@ -36,6 +36,7 @@ from kohya_plan.inputs.checkpoint import (
     diffusers_family,
     family_from_header,
     family_problem,
+    file_problem,
     read_json_object,
 )
 from kohya_plan.inputs.hub.cache import cached_model, hub_cache_dir, is_offline
@@ -384,6 +385,40 @@ def _not_a_pipeline(context: Context, files: Sequence[str]) -> LaunchError:
     return context.fail(
         f"{text} and has no checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)}) to use instead."
     )
+
+
+def resolve_model_file(
+    ref: HubRef,
+    *,
+    field: str,
+    kind: str,
+    what: str,
+    example: str,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> Path:
+    """One model file a family needs besides the base (FLUX.1's AE, CLIP-L, T5-XXL) from the
+    Hub: it must name ONE file in its repo (``ORG/NAME/FILE.safetensors``), and its header
+    must show ``kind``. Returns the local path to give sd-scripts (see :func:`resolve_model`).
+    """
+    context = Context(field, ref, cache_dir or hub_cache_dir())
+    if not ref.filename:
+        msg = (
+            f"{ref} names a repo, but sd-scripts needs {what} as one file; name the file "
+            f"inside it: ORG/NAME/FILE.safetensors, e.g. {example}."
+        )
+        raise context.fail(msg)
+    with progress_bars(progress):
+        path = _resolve_file(context, None)
+    try:
+        problem = file_problem(detect_family(path), kind, what)
+    except CheckpointError as exc:
+        msg = f"the cached {ref.filename} is damaged ({exc}); remove it with `hf cache delete`."
+        raise context.fail(msg) from None
+    if problem is not None:
+        msg = f"{ref} is {problem}."
+        raise context.fail(msg)
+    return path
 
 
 def resolve_vae(ref: HubRef, *, progress: bool = True, cache_dir: Path | None = None) -> Path:

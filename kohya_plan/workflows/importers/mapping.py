@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kohya_plan.families import FAMILIES, family
+
 # The renderer's table, imported here only.
 from kohya_plan.options import OPTION_FOR
 from kohya_plan.workflows.importers.datasets import map_dataset
 from kohya_plan.workflows.importers.sources import resolve_path
 from kohya_plan.workflows.importers.state import (
-    FAMILY_FILES,
     Builder,
     State,
     carry_extra,
@@ -44,6 +45,7 @@ from kohya_plan.workflows.importers.values import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from kohya_plan.families import Family
     from kohya_plan.workflows.importers.state import DatasetInput
 
 # sd-scripts option → plan key (the renderer's table inverted). A few options are derived by
@@ -91,6 +93,7 @@ def build_plan(
     _network(state)
     _optimizer(state)
     _training(state)
+    _family_options(state)
     _sampling(state)
     _output(state)
     map_dataset(state, dataset)
@@ -117,11 +120,20 @@ def _model(state: State) -> None:
         if taken is not None:
             given, value = taken
             b.set(plan_key, _model_ref(state, Given(value, given.source)), given)
+    fam = _family(state)
+    for name, why in fam.ignored_options.items():
+        ignored = state.take(name)
+        if ignored is not None:
+            b.record(ignored.source, "dropped", reason=why, default=ignored.default)
     map_direct(state, "clip_skip", "model.clip_skip")
     map_direct(state, "tokenizer_cache_dir", "model.tokenizer_cache_dir")
     map_flag(state, "v_parameterization", "model.v_parameterization")
-    for name, plan_key in FAMILY_FILES.items():
-        map_direct(state, name, plan_key)
+    for spec in fam.model_files:
+        map_direct(state, spec.option, f"model.{spec.key}")
+
+
+def _family(state: State) -> Family:
+    return family(SCRIPT_FAMILY.get(state.script, "sd15"))
 
 
 def _network(state: State) -> None:
@@ -162,10 +174,7 @@ def _optimizer(state: State) -> None:
         elif len(set(value)) == 1:
             b.set("optimizer.text_encoder_lr", value[0], given)
         else:
-            # Two text encoders (SDXL: TE1, TE2; Flux: CLIP-L, T5-XXL).
-            b.set("optimizer.text_encoder_lr", value[:2], given)
-            for extra in value[2:]:
-                b.notes.append(f"{given.source}: value {extra!r} beyond the second is unused")
+            _text_encoder_lrs(state, given, value)
     map_direct(state, "lr_scheduler", "optimizer.scheduler")
     map_direct(state, "lr_scheduler_num_cycles", "optimizer.scheduler_num_cycles")
     map_direct(state, "lr_scheduler_power", "optimizer.scheduler_power")
@@ -202,6 +211,60 @@ def _optimizer(state: State) -> None:
             b.set(plan_key, values, given, reason)
         else:
             b.record(given.source, "unset", reason="empty")
+
+
+def _text_encoder_lrs(state: State, given: Given, value: list[float]) -> None:
+    """Two values (SDXL: TE1, TE2; Flux: CLIP-L, T5-XXL) only where the network takes both:
+    train_network.py keeps the first value for a network without per-encoder LRs."""
+    b = state.builder
+    fam = _family(state)
+    module = b.plan.get("network", {}).get("module", "networks.lora")
+    if len(fam.text_encoders) > 1 and fam.takes_text_encoder_lr_list(module):
+        b.set("optimizer.text_encoder_lr", value[:2], given)
+        for extra in value[2:]:
+            b.notes.append(f"{given.source}: value {extra!r} beyond the second is unused")
+        return
+    b.set(
+        "optimizer.text_encoder_lr",
+        value[0],
+        given,
+        f"{module} takes one text-encoder LR: train_network.py keeps only the first of "
+        f"{', '.join(f'{v:g}' for v in value)}",
+    )
+
+
+def _family_options(state: State) -> None:
+    """[flux] and the other keys of options only some scripts have (typed, by OPTION_FOR)."""
+    b = state.builder
+    for plan_key, option in OPTION_FOR.items():
+        if plan_key.startswith("flux.") or plan_key in _FAMILY_FLAGS:
+            if state.known is not None and option not in state.known:
+                continue  # not this script's: carried (and refused) as an extra
+            if plan_key in _FAMILY_FLAGS:
+                map_flag(state, option, plan_key)
+            else:
+                map_direct(state, option, plan_key)
+    if _family(state).name == "flux":
+        for plan_key, value, reason in _FLUX_SD_DEFAULTS:
+            if not b.has(plan_key):
+                b.fill(plan_key, value, reason)
+
+
+_FAMILY_FLAGS = (
+    "training.cache_text_encoder_outputs",
+    "training.cache_text_encoder_outputs_to_disk",
+    "training.no_half_vae",
+    "training.full_fp16",
+    "training.full_bf16",
+    "training.fp8_base",
+)
+# flux_train_network.py's own defaults where kohya-plan's [flux] defaults differ: an import
+# trains as the source would have (the check then says what the docs recommend).
+_FLUX_SD_DEFAULTS: tuple[tuple[str, Any, str], ...] = (
+    ("flux.guidance_scale", 3.5, "not given: flux_train_network.py's default 3.5"),
+    ("flux.timestep_sampling", "sigma", "not given: flux_train_network.py's default"),
+    ("flux.model_prediction_type", "sigma_scaled", "not given: flux_train_network.py's default"),
+)
 
 
 def _training(state: State) -> None:
@@ -349,6 +412,8 @@ def _rest(state: State) -> None:
                 "cannot",
                 reason="makes sd-scripts write a config and exit without training",
             )
+        elif state.known is not None and name not in state.known:
+            carry_extra(state, name, given)  # says it is not this script's option
         elif name in PLAN_KEY_FOR or name in _DERIVED:
             state.builder.record(given.source, "cannot", reason="not representable")
         else:
@@ -452,15 +517,15 @@ def _implied_defaults(state: State) -> None:
             "the source names no base model — give a checkpoint file or Hub id",
             placeholder=True,
         )
-    if b.plan.get("model", {}).get("family") == "flux":
-        for plan_key in FAMILY_FILES.values():
-            if not b.has(plan_key):
-                b.fill(
-                    plan_key,
-                    f"CHANGE-ME-{plan_key.split('.')[1]}.safetensors",
-                    "Flux needs this model file and the source names none",
-                    placeholder=True,
-                )
+    fam = FAMILIES.get(b.plan.get("model", {}).get("family", ""))
+    for spec in fam.model_files if fam else ():
+        if not b.has(f"model.{spec.key}"):
+            b.fill(
+                f"model.{spec.key}",
+                f"CHANGE-ME-{spec.key}.safetensors",
+                f"{fam.label if fam else ''} needs {spec.what} and the source names none",
+                placeholder=True,
+            )
     dataset = b.plan.get("dataset", {})
     if not dataset.get("train_dir") and not any(
         not s.get("is_reg") for s in dataset.get("subsets", ())

@@ -10,7 +10,17 @@ if TYPE_CHECKING:
 
     from kohya_plan.workflows.importers.report import ImportResult
 
-_SECTIONS = ("model", "dataset", "network", "optimizer", "training", "sampling", "output", "launch")
+_SECTIONS = (
+    "model",
+    "dataset",
+    "network",
+    "optimizer",
+    "training",
+    "flux",
+    "sampling",
+    "output",
+    "launch",
+)
 _TABLES = {
     ("network", "args"),
     ("optimizer", "args"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from kohya_plan.errors import PlanError
+from kohya_plan.families import FAMILIES
 from kohya_plan.rules import IMPORT_SOURCE
 from kohya_plan.workflows.importers.report import Filled, ImportResult, Kind, Record
 from kohya_plan.workflows.importers.sources import Sources, resolve_path
@@ -18,14 +19,12 @@ if TYPE_CHECKING:
 
     from kohya_plan.options import Option
 
-# The model files of the Flux family (plan keys arriving with model.family = "flux").
-FAMILY_FILES: dict[str, str] = {"ae": "model.ae", "clip_l": "model.clip_l", "t5xxl": "model.t5xxl"}
-
+# Plan keys holding paths: resolved like the plan's own (every family's model files too).
 _PATH_KEYS = {
     "model.tokenizer_cache_dir",
     "output.dir",
     "network.weights",
-    *FAMILY_FILES.values(),
+    *(f"model.{spec.key}" for f in FAMILIES.values() for spec in f.model_files),
 }
 
 # Extra options that name files: relative paths are resolved like the plan's own paths.

@@ -9,16 +9,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kohya_plan.families import FAMILIES
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from kohya_plan.options import Option
 
-SCRIPT_FAMILY: dict[str, str] = {
-    "train_network.py": "sd15",
-    "sdxl_train_network.py": "sdxl",
-    "flux_train_network.py": "flux",
-}
+SCRIPT_FAMILY: dict[str, str] = {f.script: f.name for f in FAMILIES.values()}
+"""The training script of each model family (kohya_plan.families)."""
 
 # Scripts of sd-scripts that train something other than a LoRA: refused by name.
 OTHER_SCRIPTS: dict[str, str] = {

@@ -130,7 +130,10 @@ def test_command_with_config_file_and_dataset_config(tmp_path: Path, run_cli: An
     assert by_source["--learning_rate"]["value"] == 2e-4
     assert by_source["config_file: training_arguments.learning_rate"]["kind"] == "dropped"
     assert by_source["sdxl_train_network.py"]["value"] == "sdxl"
-    assert by_source["config_file: training_arguments.text_encoder_lr"]["value"] == [4e-5, 2e-5]
+    # networks.lora takes one text-encoder LR: train_network.py keeps the first
+    te_lr = by_source["config_file: training_arguments.text_encoder_lr"]
+    assert te_lr["value"] == 4e-5
+    assert "keeps only the first of 4e-05, 2e-05" in te_lr["reason"]
     subset = by_source["dataset_config: datasets[0].subsets[0].image_dir"]
     assert Path(subset["value"]) == folder / "images" / "20_style"
     assert by_source["accelerate --num_processes"]["value"] == 2

@@ -1,8 +1,6 @@
-"""SDXL and Flux imports, end to end: they wait for the model families (model.family = "flux",
-model.ae/clip_l/t5xxl, optimizer.text_encoder_lr as a list of two, launch.extra checked against
-the plan's own script). Until then each fails at `make` and is an expected failure; strict, so
-that the day the families land these pass and the markers must go (the pure halves of these
-checks run today in test_import_kohya_ss.py and test_import_commands.py)."""
+"""SDXL and Flux imports, end to end: import → `make --dry-run` renders the family's own script
+with its options (model.family = "flux", model.ae/clip_l/t5xxl, the [flux] section, text-encoder
+LRs as they take effect, launch.extra checked against the plan's own script)."""
 
 from __future__ import annotations
 
@@ -11,19 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-from helpers import make_images
+from helpers import flux_stub_files, make_images
 
 from kohya_plan.loading import loads_toml
 from kohya_plan.rules import RULES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 WAIVE_ALL = "rules.allow=[" + ",".join(f'"{r}"' for r, rule in RULES.items() if rule.waivable) + "]"
-FAMILIES = pytest.mark.xfail(
-    reason="needs the sdxl/flux families in the plan schema (model.family, model.ae/clip_l/"
-    "t5xxl, text_encoder_lr lists, launch.extra checked per script)",
-    strict=True,
-)
 
 
 def _make(run_cli: Any, source: Path, *sets: str) -> dict[str, Any]:
@@ -54,7 +46,6 @@ def _kohya_ss(tmp_path: Path, name: str) -> Path:
     return config / name
 
 
-@FAMILIES
 def test_sdxl_gui_config_renders_for_sdxl_train_network(tmp_path: Path, run_cli: Any) -> None:
     # the config's bucket_reso_steps 1 is refused by check (sd-scripts asserts a multiple)
     source = _kohya_ss(tmp_path, "SDXL-Standard-AdamW8bit.json")
@@ -73,13 +64,9 @@ def test_sdxl_gui_config_renders_for_sdxl_train_network(tmp_path: Path, run_cli:
     assert config["noise_offset"] == 0.0357
 
 
-@FAMILIES
 def test_flux_gui_config_renders_for_flux_train_network(tmp_path: Path, run_cli: Any) -> None:
-    files = tmp_path / "models"
-    files.mkdir()
-    names = {k: files / f"{k}.safetensors" for k in ("base", "ae", "clip_l", "t5xxl")}
-    for path in names.values():
-        path.write_bytes(b"")
+    stubs = flux_stub_files(tmp_path / "models")
+    names = {"base" if k == "dit" else k: v for k, v in stubs.items()}
     source = _kohya_ss(tmp_path, "flux1D - adamw8bit fp8.json")
     sets = [f"model.{k}={v}" for k, v in names.items()] + [
         f"dataset.train_dir={tmp_path / 'kohya_ss' / 'test' / 'img'}"
@@ -97,7 +84,8 @@ def test_flux_gui_config_renders_for_flux_train_network(tmp_path: Path, run_cli:
     assert config["guidance_scale"] == 1.0
     assert config["timestep_sampling"] == "sigmoid"
     assert config["model_prediction_type"] == "raw"
-    assert config["discrete_flow_shift"] == 3.0
+    # sigmoid sampling never reads discrete_flow_shift (flux_train_utils): not written
+    assert "discrete_flow_shift" not in config
     assert config["apply_t5_attn_mask"] is True
     assert config["t5xxl_max_token_length"] == 512
     assert config["fp8_base"] is True
@@ -114,11 +102,30 @@ def test_flux_extras_are_checked_against_its_own_snapshot(tmp_path: Path) -> Non
     assert not [n for n in result.notes if "no option snapshot" in n]
 
 
-@FAMILIES
-def test_two_text_encoder_lrs_render_as_a_list(tmp_path: Path, run_cli: Any) -> None:
+def test_two_text_encoder_lrs_of_networks_lora_render_as_the_one_that_applies(
+    tmp_path: Path, run_cli: Any
+) -> None:
+    """The SDXL config file gives TE1 4e-5 and TE2 2e-5; networks.lora has no per-encoder LRs,
+    so train_network.py keeps the first for both: the plan says so and renders only that."""
     folder = tmp_path / "work"
     shutil.copytree(FIXTURES / "importers", folder)
     make_images(folder / "images" / "20_style", [(1024, 1024)] * 2)
-    config = _config(_make(run_cli, folder / "command-posix.sh"))
-    assert config["text_encoder_lr"] == [4e-05, 2e-05]  # TE1, TE2 of the SDXL config file
-    assert config["cache_text_encoder_outputs"] is True
+    imported = run_cli("import", folder / "command-posix.sh", "-o", folder / "p.toml", "--json")
+    assert imported.exit_code == 0, imported.output
+    record = next(
+        r
+        for r in json.loads(imported.stdout)["records"]
+        if r.get("plan_key") == "optimizer.text_encoder_lr"
+    )
+    assert record["value"] == 4e-05
+    assert "keeps only the first of 4e-05, 2e-05" in record["reason"]
+    # The file also caches the text encoders' outputs while training them: sd-scripts would
+    # assert; kohya-plan refuses it before any model is loaded.
+    refused = run_cli("check", folder / "p.toml")
+    assert refused.exit_code == 2
+    assert "training.cache_text_encoder_outputs" in refused.output
+    config = _config(
+        _make(run_cli, folder / "command-posix.sh", "training.cache_text_encoder_outputs=false")
+    )
+    assert config["text_encoder_lr"] == [4e-05]
+    assert "cache_text_encoder_outputs" not in config

@@ -414,7 +414,7 @@ def test_dreambooth_config_is_refused(tmp_path: Path, run_cli: Any) -> None:
 
 
 def test_sdxl_config_produces_an_sdxl_plan(tmp_path: Path) -> None:
-    """Pure: the plan data and report (today's schema refuses the SDXL-only extras)."""
+    """Pure: the plan data and report; the SDXL-only options become plan keys."""
     from kohya_plan.workflows.importers import import_text
 
     path = _layout(tmp_path, "SDXL-Standard-AdamW8bit.json")
@@ -425,23 +425,25 @@ def test_sdxl_config_produces_an_sdxl_plan(tmp_path: Path) -> None:
     assert plan["model"]["base"] == "stabilityai/stable-diffusion-xl-base-1.0"
     # sdxl_cache_text_encoder_outputs → cache_text_encoder_outputs, sdxl_no_half_vae →
     # no_half_vae (L2155-2160, L2344): options of sdxl_train_network.py only (the first)
-    assert plan["launch"]["extra"]["cache_text_encoder_outputs"] is True
-    assert plan["launch"]["extra"]["no_half_vae"] is True
+    assert plan["training"]["cache_text_encoder_outputs"] is True
+    assert plan["training"]["no_half_vae"] is True
     # text_encoder_lr 0 and unet_lr 1e-6: U-Net only (resolve_network_train_flags)
     assert plan["network"]["train_unet_only"] is True
     assert "text_encoder_lr" not in plan["optimizer"]
     assert plan["dataset"]["resolution"] == [1024, 1024]
     assert result.record("sdxl").plan_key == "model.family"
-    assert result.record("sdxl_cache_text_encoder_outputs").kind == "extra"
+    record = result.record("sdxl_cache_text_encoder_outputs")
+    assert (record.kind, record.plan_key) == ("mapped", "training.cache_text_encoder_outputs")
 
 
-def test_sdxl_plan_is_written_and_checked_today(tmp_path: Path, run_cli: Any) -> None:
+def test_sdxl_plan_is_written_and_checked(tmp_path: Path, run_cli: Any) -> None:
     target = tmp_path / "sdxl.toml"
     result = run_cli("import", _layout(tmp_path, "SDXL-Standard-AdamW8bit.json"), "-o", target)
     assert result.exit_code == 0, result.output
     assert 'family = "sdxl" # ← sdxl' in target.read_text("utf-8")
-    # Until launch.extra is checked against sdxl_train_network.py's own snapshot:
-    assert "cache_text_encoder_outputs" in result.output
+    # The SDXL-only options are checked against sdxl_train_network.py, and pass
+    assert "cache_text_encoder_outputs" in target.read_text("utf-8")
+    assert "is not a sdxl_train_network.py option" not in result.output
 
 
 def test_flux_config_produces_a_flux_plan(tmp_path: Path) -> None:
@@ -464,26 +466,28 @@ def test_flux_config_produces_a_flux_plan(tmp_path: Path) -> None:
     } <= placeholders
     assert result.record("ae").kind == "unset"
     assert plan["network"]["module"] == "networks.lora_flux"  # LoRA_type Flux1, L1857-1901
-    extra = plan["launch"]["extra"]
-    assert extra["guidance_scale"] == 1.0  # float(guidance_scale), L2462
-    assert extra["timestep_sampling"] == "sigmoid"
-    assert extra["model_prediction_type"] == "raw"
-    assert extra.get("discrete_flow_shift", 3.0) == 3.0  # given as sd-scripts' own default
-    assert extra["apply_t5_attn_mask"] is True
-    assert extra["t5xxl_max_token_length"] == 512
-    assert extra["cache_text_encoder_outputs"] is True
-    assert extra["fp8_base"] is True
-    assert "max_token_length" not in extra  # not passed for Flux (L2276-2283)
+    flux = plan["flux"]
+    assert flux["guidance_scale"] == 1.0  # float(guidance_scale), L2462
+    assert flux["timestep_sampling"] == "sigmoid"
+    assert flux["model_prediction_type"] == "raw"
+    assert flux["discrete_flow_shift"] == 3.0  # given as sd-scripts' own default
+    assert flux["apply_t5_attn_mask"] is True
+    assert flux["t5xxl_max_token_length"] == 512
+    assert plan["training"]["cache_text_encoder_outputs"] is True
+    assert plan["training"]["fp8_base"] is True
+    assert "max_token_length" not in plan["launch"].get("extra", {})  # not for Flux (L2276)
     assert plan["training"]["max_train_steps"] == 1000
     assert plan["training"]["save_every_n_steps"] == 50
     assert plan["network"]["train_unet_only"] is True
 
 
-def test_flux_plan_is_written_and_checked_today(tmp_path: Path, run_cli: Any) -> None:
+def test_flux_plan_is_written_and_checked(tmp_path: Path, run_cli: Any) -> None:
     target = tmp_path / "flux.toml"
     result = run_cli("import", _layout(tmp_path, "flux1D - adamw8bit fp8.json"), "-o", target)
     assert result.exit_code == 0, result.output
     text = target.read_text("utf-8")
     assert 'family = "flux" # ← flux1_checkbox' in text
     assert 'ae = "CHANGE-ME-ae.safetensors" # CHANGE ME' in text
-    assert "does not validate yet" in result.output  # until the flux family lands
+    # it validates as a FLUX.1 plan; check names the model files still to give
+    assert "model.ae: " in result.output
+    assert "CHANGE-ME-ae.safetensors does not exist" in result.output

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kohya_plan.families import FAMILIES
 from kohya_plan.loading import validate_plan
 from kohya_plan.options import OPTION_FOR, options_for
 from kohya_plan.workflows.importers.mapping import build_plan
@@ -35,26 +36,38 @@ SAMPLES: dict[str, Any] = {
 }
 
 
+def _script(option: str) -> str:
+    """The first family script that has the option (train_network.py for the shared ones)."""
+    return next(f.script for f in FAMILIES.values() if option in options_for(f.script))
+
+
 def _sample(option: str) -> Any:
     if option in SAMPLES:
         return SAMPLES[option]
-    spec = OPTIONS[option]
+    spec = options_for(_script(option))[option]
+    if spec.choices:
+        return spec.choices[0]
     if spec.action == "store_true":
         return True
     return {"int": 3, "float": 0.5, "int_or_float": 0.25}.get(spec.type, "value")
 
 
-def _build(options: dict[str, Any], files: dict[str, str] | None = None) -> Builder:
+def _build(
+    options: dict[str, Any],
+    files: dict[str, str] | None = None,
+    script: str = "train_network.py",
+) -> Builder:
     builder = Builder("test", memory_sources(files or {}))
     given = {name: Given(value, name) for name, value in options.items()}
-    build_plan(builder, given, script="train_network.py")
+    build_plan(builder, given, script=script)
     return builder
 
 
 @pytest.mark.parametrize("option", sorted(set(OPTION_FOR.values())))
 def test_every_option_the_renderer_writes_maps_back_to_its_plan_key(option: str) -> None:
     value = _sample(option)
-    builder = _build({option: value}, {"/src/prompts.txt": "a cat --w 512\n"})
+    files = {"/src/prompts.txt": "a cat --w 512\n"}
+    builder = _build({option: value}, files, script=_script(option))
     record = builder.records[option]
     assert record.kind == "mapped", record
     plan_key = {v: k for k, v in OPTION_FOR.items()}[option]

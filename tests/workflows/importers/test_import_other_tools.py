@@ -63,7 +63,7 @@ def test_sd_trainer_sdxl_config() -> None:
     record = result.record("max_token_length")
     assert record.kind == "cannot"
     assert "150, 225" in record.reason
-    assert plan["launch"]["extra"]["no_half_vae"] is True
+    assert plan["training"]["no_half_vae"] is True
     assert result.record("log_with").kind == "dropped"
 
 
