@@ -27,6 +27,9 @@ ADVICE = {
     "(kohya-plan targets the pinned commit)",
     "dataset": "sd-scripts rejected the dataset: run `kohya-plan check` on the plan and fix "
     "what it reports",
+    "precision": "fp16 does not work without a GPU (mixed fp16 fails at the first step, "
+    'full_fp16 has no gradient scaler on the CPU): use training.mixed_precision = "bf16" '
+    '(or "no" for SD1.5/SDXL), and full_bf16 instead of full_fp16',
     "optimizer_missing": "the optimizer's package is missing in sd-scripts' Python: install it "
     "there (bitsandbytes for *8bit, dadaptation for DAdapt*, prodigyopt for Prodigy, "
     "lion-pytorch for Lion)",

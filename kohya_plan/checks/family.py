@@ -28,7 +28,7 @@ def check_network_module(plan: Plan, facts: Facts) -> Iterator[Finding]:
     if module in fam.network_modules:
         return
     owners = [f for f in family_of_module(module) if f.name != fam.name]
-    if owners:
+    if owners and module not in fam.unchecked_modules:
         names = " and ".join(f.label for f in owners)
         yield rules.NETWORK_MODULE_FAMILY.finding(
             "network.module",

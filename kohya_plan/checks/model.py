@@ -53,12 +53,19 @@ def _base_format(plan: Plan, facts: Facts) -> Iterator[Finding]:
             "point model.base at the model's single .safetensors file (on the Hub: "
             f"ORG/NAME/FILE.safetensors, e.g. {example})",
         )
-    elif facts.model_kind == "hub" and parse_model_ref(plan.model.base).filename is None:
+    elif facts.model_kind == "hub" and _names_no_file(plan.model.base):
         yield rules.MODEL_FORMAT.finding(
             "model.base",
             f"{plan.model.base} names a whole repo: {fam.base_folder_problem}",
             f"name the model file inside the repo: ORG/NAME/FILE.safetensors, e.g. {example}",
         )
+
+
+def _names_no_file(base: str) -> bool:
+    try:
+        return parse_model_ref(base).filename is None
+    except ValueError:
+        return False
 
 
 def check_model_files(plan: Plan, facts: Facts) -> Iterator[Finding]:

@@ -173,6 +173,7 @@ class Family:
     checkpoint_kinds: tuple[str, ...]
     """What ``inputs.checkpoint`` may detect in ``model.base`` for this family."""
     network_modules: tuple[str, ...]
+    """Network modules built for this family's models (sd-scripts itself does not check)."""
     lora: tuple[LoraPart, ...]
     latent_cache_suffix: str
     startup: tuple[tuple[str, str], ...]
@@ -184,6 +185,8 @@ class Family:
     model_files: tuple[ModelFile, ...] = ()
     base_folder_problem: str = ""
     """Why a folder cannot be ``model.base`` (empty: a Diffusers folder is fine)."""
+    unchecked_modules: tuple[str, ...] = ()
+    """Modules that may support this family, which kohya-plan cannot confirm (advice)."""
     per_text_encoder_lrs: tuple[str, ...] = ()
     """Network modules that take one learning rate per text encoder (a list)."""
     text_encoder_lr_tags: tuple[str, ...] = ("lr/textencoder",)

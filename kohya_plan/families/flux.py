@@ -197,8 +197,6 @@ FAMILY = Family(
     latent_cache_suffix="_flux.npz",
     te_cache_suffix="_flux_te.npz",
     startup=(
-        ("t5xxl_max_token_length", "preparing dataset"),
-        ("Checking the state dict", "loading model"),
         ("Building Flux model", "loading model"),
         ("Building Chroma model", "loading model"),
         ("Building CLIP-L", "loading model"),
@@ -265,6 +263,7 @@ FAMILY = Family(
         "flux_train_network.py reads a folder only as the official repo's three "
         "transformer/ shards, and its docs say Diffusers folders are not supported"
     ),
+    unchecked_modules=("lycoris.kohya",),
     per_text_encoder_lrs=("networks.lora_flux",),
     text_encoder_lr_tags=("lr/textencoder 1 ", "lr/textencoder 2 "),
     ignored_options={

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from kohya_plan.families import FAMILIES
 from kohya_plan.trainlog.events import (
     BATCH_SIZE,
     BATCHES_PER_EPOCH,
@@ -62,12 +63,19 @@ _MISSING_MODEL = (
 )
 _DATASET_ERRORS = (
     "caption file is empty",
+    "it must be divisible by",  # bucket_reso_steps (64 / SDXL 32 / Flux 64)
     "image too large",
     "file not found / ",
     "Invalid user config",
     "MultipleInvalid",
     "not supported config file format",
     "illegal char in file",
+)
+# fp16 where there is no GPU (the CPU lab's runs: mixed fp16, full_fp16 without a GradScaler)
+_PRECISION_ERRORS = (
+    "expected m1 and m2 to have the same dtype",
+    "object has no attribute '_unscale_grads_'",
+    "fp16 mixed precision requires a GPU",
 )
 # sd-scripts raises `ImportError("No <package> / ...")` when an optimizer's package is missing.
 _OPTIMIZER_PACKAGES = frozenset(
@@ -76,26 +84,33 @@ _OPTIMIZER_PACKAGES = frozenset(
 
 # Start-up phases, by the first word of the message (a cheap dict lookup rejects most lines).
 # Short prefixes: a rich record's first line is checked as soon as it arrives, before the rest.
-PHASES: dict[str, tuple[tuple[str, str], ...]] = {
-    "prepare": (
-        ("prepare images.", PHASE_DATASET),
-        ("prepare optimizer", PHASE_OPTIMIZER),
-    ),
-    "preparing": (("preparing accelerator", PHASE_ACCELERATOR),),
-    "loading": (("loading model for process", PHASE_MODEL),),
-    "load": (
-        ("load StableDiffusion", PHASE_MODEL),
-        ("load Diffusers", PHASE_MODEL),
-    ),
-    "caching": (
-        ("caching latents", PHASE_LATENTS),
-        ("caching Text Encoder", PHASE_TEXT_ENCODER),
-        ("caching text encoder", PHASE_TEXT_ENCODER),
-    ),
-    "import": (("import network module", PHASE_NETWORK),),
-    "create": (("create LoRA network", PHASE_NETWORK),),
-    "running": (("running training", PHASE_TRAINING),),
-}
+# These are train_network.py's own; each model family adds its start-up lines
+# (`Family.startup`: "Building Flux model", "U-Net converted to original U-Net", …).
+_COMMON_PHASES: tuple[tuple[str, str], ...] = (
+    ("prepare images.", PHASE_DATASET),
+    ("prepare optimizer", PHASE_OPTIMIZER),
+    ("preparing accelerator", PHASE_ACCELERATOR),
+    ("loading model for process", PHASE_MODEL),
+    ("caching latents", PHASE_LATENTS),
+    ("caching Text Encoder", PHASE_TEXT_ENCODER),
+    ("caching text encoder", PHASE_TEXT_ENCODER),
+    ("import network module", PHASE_NETWORK),
+    ("create LoRA network", PHASE_NETWORK),
+    ("running training", PHASE_TRAINING),
+)
+
+
+def _phase_table() -> dict[str, tuple[tuple[str, str], ...]]:
+    table: dict[str, list[tuple[str, str]]] = {}
+    family_lines = [line for f in FAMILIES.values() for line in f.startup]
+    for prefix, phase in (*_COMMON_PHASES, *family_lines):
+        entries = table.setdefault(prefix.partition(" ")[0], [])
+        if (prefix, phase) not in entries:
+            entries.append((prefix, phase))
+    return {word: tuple(entries) for word, entries in table.items()}
+
+
+PHASES: dict[str, tuple[tuple[str, str], ...]] = _phase_table()
 
 # English labels of the `running training` block (stdout), see sd-scripts train_network.py.
 _STARTUP_LABELS = {
@@ -135,6 +150,8 @@ def exception_kind(line: str) -> str:
             return "optimizer_missing"
     if any(s in line for s in _DATASET_ERRORS):
         return "dataset"
+    if any(s in line for s in _PRECISION_ERRORS):
+        return "precision"
     if line.startswith("KeyboardInterrupt"):
         return "interrupted"
     return "traceback"

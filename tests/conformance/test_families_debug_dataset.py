@@ -10,9 +10,9 @@ changes the number of batches.
   never loads the model, so the plan's model is a stand-in Diffusers folder (model_index.json
   only, which is what kohya-plan reads); the tokenizers are the lab's (sdlab_families).
 - Flux: `flux_train_network.py --debug_dataset` reads the DiT's header (dev or schnell decides
-  the T5 token length), so it gets the lab's tiny DiT. The plan schema has no "flux" family
-  yet: the ground-truth test checks sd-scripts' count against the number recorded here; the
-  comparison with `check --json` runs once `model.family` accepts "flux".
+  the T5 token length), so it gets the lab's tiny DiT; the plan (`model.family = "flux"`, the
+  lab's DiT, AE, CLIP-L and T5-XXL files) → `check --json` and `make` → the rendered
+  dataset.toml, compared with sd-scripts' count and with the number recorded here.
 
 `--debug_dataset` returns before the family's own argument checks, so it does not refuse a
 bucket step that training would refuse (Flux with 32); the cases use the steps training accepts.
@@ -22,7 +22,6 @@ The numbers in the cases were measured with sd-scripts at the pinned commit.
 from __future__ import annotations
 
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,6 @@ import pytest
 import sdlab
 import sdlab_families
 from helpers import base_plan, make_images, write_plan
-
-from kohya_plan.plan import ModelSection
 
 pytestmark = [
     pytest.mark.sdscripts,
@@ -86,8 +83,6 @@ FLUX_CASES = {
     "1024-batch2": Case({"1_photos": PHOTOS}, LARGE, 2, 8),
 }
 
-FLUX_FAMILY = "flux" in typing.get_args(ModelSection.model_fields["family"].annotation)
-
 
 def _images(root: Path, case: Case) -> Path:
     for name, sizes in case.folders.items():
@@ -114,10 +109,12 @@ def _sdxl_standin(folder: Path) -> Path:
 
 
 def _plan(root: Path, model: dict[str, Any], case: Case, step: int, name: str) -> Path:
+    network = {"module": "networks.lora_flux"} if model.get("family") == "flux" else {}
     data = base_plan(
         model=model,
         dataset={**case.dataset, "bucket_reso_steps": step},
-        training={"batch_size": case.batch},
+        network=network,
+        training={"batch_size": case.batch, "mixed_precision": "bf16"},
         launch={"sd_scripts": str(sdlab.sd_scripts_dir())},
     )
     data["model"].pop("clip_skip", None)  # not meaningful for SDXL or Flux
@@ -205,25 +202,18 @@ def test_flux_debug_dataset_ground_truth(tmp_path: Path, case: str) -> None:
     assert theirs == c.sd_scripts, f"sd-scripts now counts {theirs}, {c.sd_scripts} was measured"
 
 
-@pytest.mark.skipif(
-    not FLUX_FAMILY,
-    reason="model.family does not accept 'flux' yet (kohya_plan.plan.ModelSection); "
-    "sd-scripts' counts are checked by test_flux_debug_dataset_ground_truth",
-)
 @pytest.mark.parametrize("case", sorted(FLUX_CASES))
 def test_flux_batches_per_epoch_equal_sd_scripts(tmp_path: Path, run_cli: Any, case: str) -> None:
     c = FLUX_CASES[case]
     lab = sdlab.lab_cache_dir()
-    fields = ModelSection.model_fields
-    files = sdlab_families.tiny_flux(lab) if "t5xxl" in fields else {}
-    files = files or sdlab_families.tiny_flux_dit(lab)
+    files = sdlab_families.tiny_flux(lab)
     dit = files["dit"]
     model: dict[str, Any] = {
         "base": str(dit),
         "family": "flux",
         "tokenizer_cache_dir": str(sdlab_families.family_tokenizers(lab)),
     }
-    model.update({k: str(v) for k, v in files.items() if k in fields and k != "dit"})
+    model.update({k: str(v) for k, v in files.items() if k != "dit"})
     _images(tmp_path, c)
     plan = _plan(tmp_path, model, c, 64, "plan.toml")
     ours = _batches(run_cli, plan)

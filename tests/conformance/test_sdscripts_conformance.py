@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sdlab
-from helpers import base_plan, make_images, write_plan
+from helpers import base_plan, flux_stub_files, make_images, ready_tokenizers, write_plan
 
 from kohya_plan.planning import check_plan, make_run
 
@@ -23,16 +23,16 @@ pytestmark = [
     pytest.mark.skipif(sdlab.skip_reason() is not None, reason=str(sdlab.skip_reason())),
 ]
 
-# Runs inside sd-scripts' venv: its parser, config reader and dataset sanitizer.
+# Runs inside sd-scripts' venv: the family script's parser, config reader and dataset sanitizer.
 PROBE = r"""
-import json, sys
+import importlib, json, sys
 from pathlib import Path
 sys.path.insert(0, ".")
-import train_network
 from library import config_util, train_util
 config, dataset = sys.argv[1], sys.argv[2]
-parser = train_network.setup_parser()
-sys.argv = ["train_network.py", "--config_file", config, "--dataset_config", dataset]
+script = sys.argv[3] if len(sys.argv) > 3 else "train_network.py"
+parser = importlib.import_module(script.removesuffix(".py")).setup_parser()
+sys.argv = [script, "--config_file", config, "--dataset_config", dataset]
 args = parser.parse_args()
 train_util.verify_command_line_training_args(args)
 args = train_util.read_config_from_file(args, parser)
@@ -50,8 +50,13 @@ subsets = [
      "caption_extension": s.params.caption_extension}
     for d in blueprint.dataset_group.datasets for s in d.subsets
 ]
+names = ("guidance_scale", "timestep_sampling", "model_prediction_type", "discrete_flow_shift",
+         "t5xxl_max_token_length", "ae", "clip_l", "t5xxl", "cache_text_encoder_outputs",
+         "no_half_vae", "full_bf16", "fp8_base", "blocks_to_swap", "sigmoid_scale")
 print("RESULT " + json.dumps({
     "unknown": unknown,
+    "family_options": {n: getattr(args, n, "absent") for n in names},
+    "bucket_reso_steps": [d.bucket_reso_steps for d in blueprint.dataset_group.datasets],
     "learning_rate": args.learning_rate,
     "network_alpha": args.network_alpha,
     "text_encoder_lr": args.text_encoder_lr,
@@ -64,12 +69,13 @@ print("RESULT " + json.dumps({
 """
 
 
-def _probe(run_dir: Path) -> dict:
+def _probe(run_dir: Path, script: str = "train_network.py") -> dict:
     python, sd = sdlab.sd_python(), sdlab.sd_scripts_dir()
     assert python is not None
     assert sd is not None
+    config, dataset = str(run_dir / "config.toml"), str(run_dir / "dataset.toml")
     out = subprocess.run(
-        [str(python), "-c", PROBE, str(run_dir / "config.toml"), str(run_dir / "dataset.toml")],
+        [str(python), "-c", PROBE, config, dataset, script],
         cwd=sd,
         capture_output=True,
         text=True,
@@ -175,3 +181,75 @@ def test_batches_per_epoch_equal_sd_scripts(tmp_path: Path, run_cli, case: str) 
     theirs = sdlab.sd_dataset_length(run_dir / "dataset.toml", [])
     print(f"{case}: kohya-plan {ours}, sd-scripts {theirs}")
     assert ours == theirs
+
+
+def _family_run(root: Path, family: str) -> Path:
+    make_images(root / "data" / "3_sks", [(1024, 1024), (1216, 832), (800, 1250)])
+    model: dict = {
+        "family": family,
+        "tokenizer_cache_dir": str(ready_tokenizers(root / "tok", family)),
+    }
+    extra: dict = {}
+    if family == "sdxl":
+        folder = root / "sdxl"
+        folder.mkdir()
+        (folder / "model_index.json").write_text(
+            '{"_class_name": "StableDiffusionXLPipeline", "text_encoder": ["t", "C"]}'
+        )
+        model["base"] = str(folder)
+        extra = {
+            "network": {"train_unet_only": True},
+            "training": {
+                "mixed_precision": "bf16",
+                "full_bf16": True,
+                "cache_text_encoder_outputs": True,
+            },
+            "dataset": {"bucket_reso_steps": 32, "resolution": 1024, "max_bucket_reso": 2048},
+            "optimizer": {"text_encoder_lr": [5e-5, 5e-5]},
+        }
+    else:
+        stubs = flux_stub_files(root / "models")
+        model |= {
+            "base": str(stubs["dit"]),
+            **{k: str(stubs[k]) for k in ("ae", "clip_l", "t5xxl")},
+        }
+        extra = {
+            "network": {"module": "networks.lora_flux", "args": {"train_t5xxl": True}},
+            "training": {"mixed_precision": "bf16", "fp8_base": True},
+            "dataset": {"resolution": 1024, "max_bucket_reso": 2048},
+            "optimizer": {"text_encoder_lr": [5e-5, 2e-5]},
+            "flux": {"timestep_sampling": "shift", "discrete_flow_shift": 3.1582},
+            "rules": {"allow": ["te-lr-ratio"]},
+        }
+    data = base_plan(model=model, launch={"sd_scripts": str(sdlab.sd_scripts_dir())}, **extra)
+    data["model"].pop("clip_skip", None)
+    report = check_plan(write_plan(root, data))
+    assert report.ok, [str(f) for f in report.findings]
+    return make_run(report).run_dir
+
+
+def test_sdxl_files_pass_sdxl_train_networks_parser(tmp_path: Path) -> None:
+    result = _probe(_family_run(tmp_path, "sdxl"), "sdxl_train_network.py")
+    assert result["unknown"] == []
+    options = result["family_options"]
+    assert options["cache_text_encoder_outputs"] is True
+    assert options["full_bf16"] is True
+    assert options["guidance_scale"] == "absent"  # not an SDXL option
+    assert result["text_encoder_lr"] == [5e-5]  # networks.lora: the one value that applies
+    assert result["bucket_reso_steps"] == [32]
+
+
+def test_flux_files_pass_flux_train_networks_parser(tmp_path: Path) -> None:
+    run_dir = _family_run(tmp_path, "flux")
+    result = _probe(run_dir, "flux_train_network.py")
+    assert result["unknown"] == []
+    options = result["family_options"]
+    assert options["guidance_scale"] == 1.0
+    assert options["timestep_sampling"] == "shift"
+    assert options["model_prediction_type"] == "raw"
+    assert options["discrete_flow_shift"] == 3.1582
+    assert options["fp8_base"] is True
+    assert options["ae"] == str(tmp_path / "models" / "ae.safetensors")
+    assert result["text_encoder_lr"] == [5e-5, 2e-5]  # networks.lora_flux: CLIP-L, T5-XXL
+    assert result["network_args"] == ["train_t5xxl=True"]
+    assert result["bucket_reso_steps"] == [64]

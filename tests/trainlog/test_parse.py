@@ -93,7 +93,7 @@ CASES: dict[str, tuple[int | None, int, list[str], bool, str | None, list[str]]]
     "run8_fail_arg": (None, 0, [], False, "argparse", []),
     "run9_output_config": (None, 0, [], False, None, []),
     "run10_bf16": (2, 2, ["tinylora_bf16"], True, None, ["no_reg_images"]),
-    "run11_fp16": (4, 0, [], False, "traceback", ["no_reg_images"]),
+    "run11_fp16": (4, 0, [], False, "precision", ["no_reg_images"]),
     "run12_adamw8bit_wide": (3, 3, ["tinylora_8bit"], True, None, ["no_reg_images"]),
     "run13_single_file": (4, 4, ["tinylora_single"], True, None, ["no_reg_images"]),
     "run14_res64": (8, 8, ["tinylora_64"], True, None, ["no_reg_images"]),
@@ -270,10 +270,10 @@ def test_run8_argparse_error_names_the_option() -> None:
     assert state.child_returncode == 2
 
 
-def test_run11_generic_traceback_keeps_last_frame_and_exception() -> None:
+def test_run11_fp16_on_the_cpu_keeps_last_frame_and_exception() -> None:
     state = replay(merged("run11_fp16"))
     assert state.cause is not None
-    assert state.cause.kind == "traceback"
+    assert state.cause.kind == "precision"  # fp16 without a GPU: the advice says what to use
     assert state.cause.message == (
         "RuntimeError: expected m1 and m2 to have the same dtype, but got: c10::Half != float"
     )

@@ -332,3 +332,12 @@ def test_chart_of_an_unsettled_search_has_no_band() -> None:
     image = _image(dlr_chart(RUN5, find_plateau(RUN5)))
     assert _pixels(image, UNET_COLOR) > 500
     assert _pixels(image, BAND_COLOR) == 0
+
+
+def test_lr_find_reads_each_familys_text_encoder_tag() -> None:
+    from kohya_plan.families import family
+    from kohya_plan.workflows.lrfind.search import te_tags
+
+    # networks.lora_flux names its group "textencoder 1 " (sd-scripts writes the space)
+    assert te_tags(family("flux"))[0] == "lr/d*lr/textencoder 1 "
+    assert te_tags(family("sdxl")) == ["lr/d*lr/textencoder"]

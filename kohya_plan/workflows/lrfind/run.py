@@ -72,7 +72,7 @@ def lr_find(
         msg = f"the search run gave no {lrfind.UNET_TAG} values ({cause}); see {prepared.run_dir}"
         raise LaunchError(msg)
     plateau = lrfind.find_plateau(points)
-    te_points = scalars.get(lrfind.TE_TAG) or []
+    te_points = next((scalars[t] for t in lrfind.te_tags(original.family) if t in scalars), [])
     te_plateau = lrfind.find_plateau(te_points) if te_points else None
     adaptive_before = is_adaptive(original.optimizer.type)
     scheduler = "cosine_with_restarts" if adaptive_before else original.optimizer.scheduler

@@ -12,7 +12,10 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kohya_plan.families import Family
 
 from kohya_plan.plan.optimizer import canonical_optimizer
 
@@ -22,6 +25,13 @@ UNET_TAG = "lr/d*lr/unet"
 TE_TAG = "lr/d*lr/textencoder"
 FLAT_TOLERANCE = 0.05  # ±5 % of the final value counts as "a straight line" (T19)
 _WAIVE = ("epochs-range", "steps-range", "te-lr-ratio", "adaptive-lr", "prompts-unused")
+
+
+def te_tags(family: Family) -> list[str]:
+    """The d*lr tags of the (first) text encoder, the family's own first: FLUX.1's lora_flux
+    names its groups "textencoder 1 " (with the trailing space sd-scripts writes)."""
+    own = [f"lr/d*lr/{tag.removeprefix('lr/')}" for tag in family.text_encoder_lr_tags[:1]]
+    return list(dict.fromkeys([*own, TE_TAG]))
 
 
 def default_steps(batches_per_epoch: int) -> int:
