@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kohya_plan.families import sd15
+from kohya_plan.families.base import applies
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,7 +54,6 @@ def _arg_true(plan: Plan, name: str) -> bool:
 def trained_parts(plan: Plan) -> list[LoraPart]:
     """The LoRA parts sd-scripts builds for this plan, in file order."""
     n = plan.network
-    chroma = plan.flux is not None and plan.flux.model_type == "chroma"
     parts = []
     for part in plan.family.lora:
         if part.role == "unet":
@@ -62,8 +62,8 @@ def trained_parts(plan: Plan) -> list[LoraPart]:
             continue
         if n.train_unet_only or (part.needs_arg and not _arg_true(plan, part.needs_arg)):
             continue
-        if chroma and part.text_encoder == 1:
-            continue
+        if not applies(plan, part.unless):
+            continue  # e.g. Chroma has no CLIP-L
         parts.append(part)
     return parts
 

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 Role = Literal["unet", "text_encoder"]
 
 
+def plan_value(plan: Plan, key: str) -> object:
+    """The value of a dotted plan key (None when its section is absent)."""
+    section, _, name = key.partition(".")
+    return getattr(getattr(plan, section, None), name, None)
+
+
+def applies(plan: Plan, unless: tuple[str, object] | None) -> bool:
+    """False when the plan has the (key, value) that switches a part or file off."""
+    return unless is None or plan_value(plan, unless[0]) != unless[1]
+
+
 @dataclass(frozen=True, slots=True)
 class TokenizerSource:
     """A tokenizer sd-scripts loads by repo id (``TokenizeStrategy._load_tokenizer``).
@@ -78,6 +89,8 @@ class ModelFile:
     required: bool = True
     text_encoder: int = 0
     """Which text encoder the file holds (its index in text_encoder_lr), 0 for none."""
+    unless: tuple[str, object] | None = None
+    """(plan key, value) with which the file is not used (Chroma has no CLIP-L)."""
     fp8_example: str = ""
     """The same model in fp8 (kept fp8 on the GPU with fp8_base), where one exists."""
 
@@ -110,6 +123,8 @@ class LoraPart:
     """For a text-encoder part: which one (1, 2) — the index into text_encoder_lr."""
     needs_arg: str = ""
     """A network argument that must be true for sd-scripts to build this part (T5: train_t5xxl)."""
+    unless: tuple[str, object] | None = None
+    """(plan key, value) with which sd-scripts builds no such part (Chroma has no CLIP-L)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +198,9 @@ class Family:
     """(RAM below which a machine is too small, RAM the run needs free) in GiB."""
     memory: MemoryModel
     model_files: tuple[ModelFile, ...] = ()
+    section: str = ""
+    """The plan section of the family's own training options (FLUX.1: "flux"), filled with
+    its defaults when a plan of the family leaves it out; refused in other families' plans."""
     base_folder_problem: str = ""
     """Why a folder cannot be ``model.base`` (empty: a Diffusers folder is fine)."""
     unchecked_modules: tuple[str, ...] = ()

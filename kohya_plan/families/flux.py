@@ -59,6 +59,8 @@ SINGLE_BLOCK_PARAMS = 141_591_808
 """Parameters of one block of the FLUX.1 DiT (hidden 3072, MLP 12288): what a swap moves."""
 
 GUIDANCE_FOR_TRAINING = 1.0
+CHROMA = ("flux.model_type", "chroma")
+"""Chroma uses no CLIP-L: no file, no LoRA part (sd-scripts builds a dummy)."""
 NETWORK_MODULES = ("networks.lora_flux", "networks.oft_flux")
 
 
@@ -184,7 +186,14 @@ FAMILY = Family(
     network_modules=NETWORK_MODULES,
     lora=(
         LoraPart("lora_unet", "unet", "DiT", (DOUBLE_BLOCK, SINGLE_BLOCK)),
-        LoraPart("lora_te1", "text_encoder", "CLIP-L", (CLIP_L_LAYER,), text_encoder=1),
+        LoraPart(
+            "lora_te1",
+            "text_encoder",
+            "CLIP-L",
+            (CLIP_L_LAYER,),
+            text_encoder=1,
+            unless=CHROMA,
+        ),
         LoraPart(
             "lora_te3",
             "text_encoder",
@@ -248,6 +257,8 @@ FAMILY = Family(
             "the CLIP-L text encoder",
             "clip-l",
             "comfyanonymous/flux_text_encoders/clip_l.safetensors",
+            text_encoder=1,
+            unless=CHROMA,
         ),
         ModelFile(
             "t5xxl",
@@ -259,6 +270,7 @@ FAMILY = Family(
             fp8_example="comfyanonymous/flux_text_encoders/t5xxl_fp8_e4m3fn.safetensors",
         ),
     ),
+    section="flux",
     base_folder_problem=(
         "flux_train_network.py reads a folder only as the official repo's three "
         "transformer/ shards, and its docs say Diffusers folders are not supported"

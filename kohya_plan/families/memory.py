@@ -185,8 +185,9 @@ def estimate(family: Family, settings: MemorySettings) -> MemoryEstimate:
     denoiser_bytes = 1 if settings.fp8_base else wb
     lora_bytes = (2 + 2) if settings.full_half else (4 + 4)
     lora_bytes_total = lora_bytes + optimizer_state_bytes(settings.optimizer)
+    denoiser = next(c.name for c in memory.components if c.role == "denoiser")
     training = {
-        "U-Net/DiT weights": (params - swapped) * denoiser_bytes / GIB,
+        f"{denoiser} weights": (params - swapped) * denoiser_bytes / GIB,
         "LoRA, gradients, optimizer state": settings.lora_params * lora_bytes_total / GIB,
         "activations": _activations(family, settings),
         "workspace": WORKSPACE_GIB,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from kohya_plan.families import Family, family
+from kohya_plan.families import FAMILIES, Family, family
 from kohya_plan.plan.common import Section
 from kohya_plan.plan.dataset import DatasetSection, SubsetSection
 from kohya_plan.plan.fit import family_problems
@@ -59,12 +59,14 @@ class Plan(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _flux_defaults(cls, data: Any) -> Any:
-        # A FLUX.1 plan always has its [flux] options: the defaults are not sd-scripts' own.
-        if isinstance(data, dict) and data.get("flux") is None:
-            model = data.get("model")
-            if isinstance(model, dict) and model.get("family") == "flux":
-                return {**data, "flux": {}}
+    def _family_section(cls, data: Any) -> Any:
+        # A family with its own section (FLUX.1's [flux]) always has it: its defaults are
+        # kohya-plan's, not sd-scripts' own.
+        model = data.get("model") if isinstance(data, dict) else None
+        name = model.get("family", "sd15") if isinstance(model, dict) else None
+        fam = FAMILIES.get(name) if isinstance(name, str) else None
+        if fam is not None and fam.section and data.get(fam.section) is None:
+            return {**data, fam.section: {}}
         return data
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import difflib
 from typing import TYPE_CHECKING, Any
 
 from kohya_plan.families import FAMILIES, Family, family
+from kohya_plan.families.base import applies
 from kohya_plan.options import OPTION_FOR, options_for, owned_options, value_problem
 
 if TYPE_CHECKING:
@@ -54,12 +55,16 @@ def family_problems(plan: Plan) -> list[str]:
 
 
 def _section_problems(plan: Plan, fam: Family) -> list[str]:
-    if plan.flux is not None and "guidance_scale" not in options_for(fam.script):
-        return [
-            f"flux: the [flux] section is for FLUX.1 plans (flux_train_network.py) and this "
-            f'plan is {fam.label} ({fam.script}) — remove [flux], or set model.family = "flux"'
-        ]
-    return []
+    problems = []
+    for owner in FAMILIES.values():
+        section = owner.section
+        if section and section != fam.section and getattr(plan, section, None) is not None:
+            problems.append(
+                f"{section}: the [{section}] section is for {owner.label} plans "
+                f"({owner.script}) and this plan is {fam.label} ({fam.script}) — remove "
+                f'[{section}], or set model.family = "{owner.name}"'
+            )
+    return problems
 
 
 def _key_problems(plan: Plan, fam: Family) -> list[str]:
@@ -87,10 +92,9 @@ def _key_problems(plan: Plan, fam: Family) -> list[str]:
 
 def _model_file_problems(plan: Plan, fam: Family) -> list[str]:
     problems = []
-    chroma = plan.flux is not None and plan.flux.model_type == "chroma"
     for spec in fam.model_files:
-        if spec.key == "clip_l" and chroma:
-            continue  # Chroma has no CLIP-L (sd-scripts builds a dummy)
+        if not applies(plan, spec.unless):
+            continue  # e.g. Chroma has no CLIP-L (sd-scripts builds a dummy)
         if spec.required and getattr(plan.model, spec.key) is None:
             problems.append(
                 f"model.{spec.key}: a {fam.label} plan needs {spec.what} as one .safetensors "

@@ -56,7 +56,7 @@ names = ("guidance_scale", "timestep_sampling", "model_prediction_type", "discre
 print("RESULT " + json.dumps({
     "unknown": unknown,
     "family_options": {n: getattr(args, n, "absent") for n in names},
-    "bucket_reso_steps": [d.bucket_reso_steps for d in blueprint.dataset_group.datasets],
+    "bucket_reso_steps": [d.params.bucket_reso_steps for d in blueprint.dataset_group.datasets],
     "learning_rate": args.learning_rate,
     "network_alpha": args.network_alpha,
     "text_encoder_lr": args.text_encoder_lr,

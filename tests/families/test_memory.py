@@ -91,7 +91,7 @@ def test_block_swap_scales_with_the_dits_blocks() -> None:
     tiny = replace(
         DOCS_FLUX, batch_size=1, width=64, height=64, shape={"dit.double": 1, "dit.single": 1}
     )
-    weights = estimate(FLUX, tiny).phases["training"]["U-Net/DiT weights"]
+    weights = estimate(FLUX, tiny).phases["training"]["DiT weights"]
     # the lab's DiT: 545.5 M parameters (1+1 blocks) in fp8
     assert weights == pytest.approx(545.5e6 / 2**30, rel=0.01)
 
