@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kohya_plan import __version__, rundir
 from kohya_plan.checks import run_checks
 from kohya_plan.checks.report import CheckReport
+from kohya_plan.errors import LaunchError
 from kohya_plan.inputs.inspect import gather_facts
 from kohya_plan.inputs.trainer import locate_python, locate_sd_scripts
 from kohya_plan.loading import load_plan, validate_plan
@@ -26,7 +28,7 @@ from kohya_plan.render.dataset_toml import render_dataset_toml
 from kohya_plan.render.plan_toml import dump_plan
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from kohya_plan.inputs.facts import ModelFileFacts
     from kohya_plan.plan import Plan
@@ -92,34 +94,58 @@ def _header(report: CheckReport, what: str) -> str:
 
 
 def resolve_inputs(report: CheckReport, *, download: bool) -> Inputs:
-    """Make the base model and the CLIP tokenizer local before sd-scripts starts.
+    """Make the model files and the tokenizers local before sd-scripts starts.
 
-    With `download`, a Hub model goes into the Hugging Face cache and the tokenizer into
-    `tokenizer_cache_dir` (so sd-scripts never fetches mid-run); without (a dry run), the
-    cached path is used where there is one, else the repo id, and nothing is written.
+    With `download`, Hub models (the base and the family's other files, FLUX.1's AE, CLIP-L and
+    T5-XXL, from whatever repositories they come from) go into the Hugging Face cache and the
+    tokenizers into `tokenizer_cache_dir` (so sd-scripts never fetches mid-run); every one is
+    tried, and one error names all that could not be had (offline: everything missing at
+    once). Without (a dry run), the cached path is used where there is one, else the
+    reference, and nothing is written.
     """
     from kohya_plan.inputs import hub
 
     plan, facts = report.plan, report.facts
     tokenizers = plan.model.tokenizer_cache_dir or hub.default_tokenizer_cache()
+    problems: list[str] = []
+
+    def attempt(fetch: Callable[[], str], fallback: str) -> str:
+        try:
+            return fetch()
+        except LaunchError as exc:
+            problems.append(str(exc))
+            return fallback
+
+    model = attempt(lambda: _base_model(report, download=download), facts.model_ref)
+    files = {
+        f.key: attempt(partial(_model_file, f, plan, download=download), f.ref)
+        for f in facts.model_files
+    }
+    if download:
+        attempt(lambda: str(hub.resolve_tokenizers(plan.model.family, tokenizers)), "")
+    if problems:
+        raise LaunchError("\n".join(problems))
+    return Inputs(model, tokenizers, files)
+
+
+def _base_model(report: CheckReport, *, download: bool) -> str:
+    from kohya_plan.inputs import hub
+
+    plan, facts = report.plan, report.facts
     model = facts.model_ref
     if facts.model_kind == "hub":
         ref = hub.parse_model_ref(model)
         if download:
-            model = str(hub.resolve_model(ref, family=plan.model.family))
-        elif (cached := hub.cached_model(ref)) is not None:
-            model = str(cached)
+            return str(hub.resolve_model(ref, family=plan.model.family))
+        if (cached := hub.cached_model(ref)) is not None:
+            return str(cached)
     elif facts.model_kind == "file" and download:
-        model = str(hub.loadable_file(Path(model)))
-    files = {f.key: _model_file(f, plan, download=download) for f in facts.model_files}
-    if download:
-        hub.resolve_tokenizers(plan.model.family, tokenizers)
-    return Inputs(model, tokenizers, files)
+        return str(hub.loadable_file(Path(model)))
+    return model
 
 
 def _model_file(found: ModelFileFacts, plan: Plan, *, download: bool) -> str:
-    """One of the family's other files, local (every one is resolved before any download of
-    the tokenizers, so an offline machine hears about all that is missing in turn)."""
+    """One of the family's other files, as sd-scripts gets it (local once resolved)."""
     from kohya_plan.inputs import hub
 
     spec = next(s for s in plan.family.model_files if s.key == found.key)

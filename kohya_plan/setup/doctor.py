@@ -896,7 +896,7 @@ def gather(
         else hub.default_tokenizer_cache()
     )
     tokenizers = {
-        source.repo_id: hub.tokenizer_ready(cache / source.folder)
+        source.repo_id: hub.tokenizer_ready(cache / source.folder, source)
         for source in hub.TOKENIZERS.get(family, ())
     }
     disks = [("Hugging Face cache", hub.hub_cache_dir())]

@@ -157,7 +157,7 @@ def test_sdxl_launch_trains_with_32_px_buckets(tmp_path: Path, run_cli: Any) -> 
     _report("sdxl", numbers, wall, rss)
 
 
-def test_flux_launch_trains_the_dit(tmp_path: Path, run_cli: Any) -> None:
+def _flux_plan(tmp_path: Path) -> Path:
     lab = sdlab.lab_cache_dir()
     files = sdlab_families.tiny_flux(lab)
     tokenizers = sdlab_families.family_tokenizers(lab)
@@ -193,7 +193,11 @@ def test_flux_launch_trains_the_dit(tmp_path: Path, run_cli: Any) -> None:
     data["model"].pop("clip_skip")
     data["optimizer"].pop("text_encoder_lr")
     data["optimizer"].pop("unet_lr")
-    plan = write_plan(tmp_path, data)
+    return write_plan(tmp_path, data)
+
+
+def test_flux_launch_trains_the_dit(tmp_path: Path, run_cli: Any) -> None:
+    plan = _flux_plan(tmp_path)
     checked = run_cli("check", plan, "--json")
     doc = json.loads(checked.stdout)
     assert doc["model"]["shape"]["dit.double"] == doc["model"]["shape"]["dit.single"] == 1
@@ -211,3 +215,28 @@ def test_flux_launch_trains_the_dit(tmp_path: Path, run_cli: Any) -> None:
     assert "guidance_scale = 1.0" in config
     assert 'model_prediction_type = "raw"' in config
     _report("flux", numbers, wall, rss)
+
+
+def test_flux_lr_find_reads_the_dits_d_lr(tmp_path: Path, run_cli: Any) -> None:
+    """lr-find on FLUX.1: DAdaptAdam for a few steps, TensorBoard's lr/d*lr/unet, a new plan
+    of the same family that checks clean."""
+    plan = _flux_plan(tmp_path)
+    started = time.monotonic()
+    result = run_cli("lr-find", plan, "--steps", "3", "--plain")
+    wall = time.monotonic() - started
+    print(result.output)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    found = json.loads((run_dir / "lr-find.json").read_text())
+    assert found["searcher"] == "DAdaptAdam"
+    points = read_scalars(run_dir / "logs")["lr/d*lr/unet"]
+    assert len(points) == 3
+    assert found["value"] == points[-1][1]
+    from kohya_plan.loading import load_plan
+
+    new = load_plan(Path(found["new_plan"]))
+    assert new.model.family == "flux"
+    assert new.optimizer.type == "AdamW8bit"
+    assert math.isclose(new.optimizer.unet_lr or 0, found["value"], rel_tol=5e-3)
+    assert new.optimizer.text_encoder_lr is None  # train_unet_only: no text-encoder LR
+    print(f"E2E flux lr-find: value {found['value']:.3g} after 3 steps, wall {wall:.1f} s")

@@ -275,3 +275,24 @@ def test_flux_files_from_several_repos(tmp_path: Path, offline_hub: Path, run_cl
     assert refused.exit_code == 2
     assert "model.t5xxl" in refused.output
     assert "ORG/NAME/FILE.safetensors" in refused.output
+
+
+def test_offline_make_names_every_missing_flux_file_at_once(tmp_path: Path, run_cli: Any) -> None:
+    make_images(tmp_path / "data" / "5_testchar", [(512, 512)] * 3)
+    model = {
+        "base": "org/flux-dev/flux1-dev.safetensors",
+        "family": "flux",
+        "ae": "org/flux-dev/ae.safetensors",
+        "clip_l": "org/text-encoders/clip_l.safetensors",
+        "t5xxl": "org/text-encoders/t5xxl_fp16.safetensors",
+    }
+    data = base_plan(model=model, network={"module": "networks.lora_flux"})
+    data["model"].pop("clip_skip")
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli("make", write_plan(tmp_path, data))
+    assert result.exit_code == 2
+    for field in ("model.base", "model.ae", "model.clip_l", "model.t5xxl"):
+        assert f"{field}: " in result.output, field
+    assert "tokenizer google/t5-v1_1-xxl" in result.output
+    assert "HF_HUB_OFFLINE is set" in result.output
+    assert sorted(tmp_path.rglob("*")) == [*before, tmp_path / "plan.toml"]  # no run folder
