@@ -94,6 +94,9 @@ def _check_run(
     assert sorted(log) == sorted(tb) == list(range(1, epochs + 1))
     for epoch, value in log.items():
         assert math.isclose(value, tb[epoch], rel_tol=6e-3), (epoch, value, tb[epoch])
+    # the report of the run names the family's script (its exact command)
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert check["script"] in report
     return {
         "steps": steps["total_optimization_steps"],
         "batches_per_epoch": steps["batches_per_epoch"],
