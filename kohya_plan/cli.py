@@ -713,7 +713,10 @@ def doctor(
     type=click.Choice(["sd15"]),
     default="sd15",
     show_default=True,
-    help="Model family of the tiny model (sdxl once that family lands).",
+    help=(
+        "Model family of the tiny model (sd15 only: the tiny SDXL and FLUX.1 models need "
+        "11-15 GB of RAM and ~1 min to build; the test suite's e2e tests run them)."
+    ),
 )
 @click.option("--keep", is_flag=True, help="Keep the run folder for inspection.")
 @click.option("--python", metavar="PYTHON", help="Test this interpreter instead.")

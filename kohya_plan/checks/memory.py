@@ -52,6 +52,7 @@ def memory_settings(plan: Plan, facts: Facts) -> MemorySettings:
         text_tokens=tokens if plan.family.memory.reference_tokens else 0,
         fp8_text_encoder_files=fp8_files,
         shape=shape,
+        network_dim=plan.network.dim,
     )
 
 
@@ -83,7 +84,7 @@ def check_vram(plan: Plan, facts: Facts) -> Iterator[Finding]:
         return
     budget = card - CONTEXT_GIB
     changes = fitting_changes(fam, settings, budget)
-    steps = ", ".join(f"{c.field} = {_toml(c.value)}" for c in changes)
+    steps = ", ".join(_change(c.field, c.value) for c in changes)
     after = changes[-1].peak_gib if changes else found.peak_gib
     table = _docs_row(plan, card)
     fix = f"set {steps} (→ ~{after:.1f} GiB)" if steps else "lower the resolution or network.dim"
@@ -107,6 +108,15 @@ def _docs_row(plan: Plan, card: float) -> str:
         return ""
     row = max(rows, key=lambda r: r.vram_gib)
     return f"{row.vram_gib:g} GB: {row.note}"
+
+
+def _change(field: str, value: object) -> str:
+    text = f"{field} = {_toml(value)}"
+    if field == "network.train_unet_only":  # the change that makes caching possible
+        text += " with training.cache_text_encoder_outputs = true"
+    if field in ("network.train_unet_only", "training.cache_text_encoder_outputs"):
+        text += " (and no caption shuffling or dropout)"
+    return text
 
 
 def _toml(value: object) -> str:

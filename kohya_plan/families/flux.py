@@ -298,7 +298,7 @@ FAMILY = Family(
             "batch size 1 and blocks_to_swap (the docs give no number: 8 is kohya-plan's "
             "step between their 24 and 12 GB rows)",
         ),
-        VramStep(12, 16, "blocks_to_swap 16 and AdamW8bit"),
+        VramStep(12, 16, "blocks_to_swap 16 and AdamW8bit (Adafactor saves more)"),
         VramStep(10, 22, "blocks_to_swap 22; an fp8 T5-XXL file is recommended"),
         VramStep(8, 28, "blocks_to_swap 28; an fp8 T5-XXL file is recommended"),
     ),

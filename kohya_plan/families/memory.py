@@ -95,6 +95,8 @@ class MemorySettings:
     text_tokens: int = 512
     fp8_text_encoder_files: frozenset[int] = frozenset()
     shape: Mapping[str, int] = field(default_factory=dict)
+    network_dim: int = 0
+    """The rank `lora_params` is for (0: unknown, no rank change is suggested)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +249,16 @@ def _candidates(family: Family, s: MemorySettings) -> list[tuple[str, object, st
                 replace(s, cache_latents=True),
             )
         )
+    if s.trained_text_encoders:
+        found.append(
+            (
+                "network.train_unet_only",
+                True,
+                "with training.cache_text_encoder_outputs = true the text encoders leave the "
+                "GPU after caching",
+                replace(s, trained_text_encoders=frozenset(), cache_text_encoders=True),
+            )
+        )
     if not s.cache_text_encoders and not s.trained_text_encoders and len(family.text_encoders) > 1:
         found.append(
             (
@@ -288,6 +300,16 @@ def _candidates(family: Family, s: MemorySettings) -> list[tuple[str, object, st
                 "AdamW8bit",
                 "8-bit optimizer state",
                 replace(s, optimizer="AdamW8bit"),
+            )
+        )
+    small = 8  # the docs' "dim 4 to 8" for small cards
+    if s.network_dim > small:
+        found.append(
+            (
+                "network.dim",
+                small,
+                "a smaller LoRA (the sd-scripts docs: 4 to 8 on small cards)",
+                replace(s, lora_params=s.lora_params * small // s.network_dim, network_dim=small),
             )
         )
     if s.batch_size > 1:
@@ -353,6 +375,13 @@ def _apply(current: MemorySettings, changed: MemorySettings, key: str) -> Memory
             current,
             fp8_base=True,
             fp8_text_encoder_files=current.fp8_text_encoder_files | changed.fp8_text_encoder_files,
+        )
+    if key == "network.train_unet_only":
+        return replace(current, trained_text_encoders=frozenset(), cache_text_encoders=True)
+    if key == "network.dim":
+        per_rank = current.lora_params // max(current.network_dim, 1)
+        return replace(
+            current, lora_params=per_rank * changed.network_dim, network_dim=changed.network_dim
         )
     attribute = {
         "training.gradient_checkpointing": "gradient_checkpointing",

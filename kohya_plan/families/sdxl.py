@@ -29,6 +29,7 @@ from kohya_plan.families.base import (
     LoraPart,
     LoraUnit,
     MemoryModel,
+    VramStep,
 )
 from kohya_plan.families.sd15 import CLIP_L_LAYER, SD_NETWORK_MODULES
 
@@ -129,6 +130,25 @@ FAMILY = Family(
     refused_options={
         "v2": "sdxl_train_network.py asserts v2 is off: SDXL is not an SD2 model",
     },
+    vram_table=(
+        VramStep(
+            24,
+            None,
+            "fine-tuning fits at batch 1; a LoRA has room for larger batches",
+        ),
+        VramStep(
+            10,
+            None,
+            "LoRA: train the U-Net only with gradient checkpointing, cached text-encoder "
+            "outputs and latents, an 8-bit optimizer or Adafactor",
+        ),
+        VramStep(
+            8,
+            None,
+            "LoRA: the U-Net only, gradient checkpointing, cached text-encoder outputs and "
+            "latents, an 8-bit optimizer or Adafactor, network.dim 4 to 8",
+        ),
+    ),
     t9_factor=2.0,
     small_card_tip=(
         "keep batch_size = 1, set training.gradient_checkpointing = true and "

@@ -135,3 +135,19 @@ def test_check_vram_advises_for_a_flux_plan() -> None:
     assert "flux.blocks_to_swap = " in advice.fix
     assert "the sd-scripts docs for 12 GB: blocks_to_swap 16 and AdamW8bit" in advice.fix
     assert "vram-fit" not in {f.id for f in run_checks(plan, Facts("hub", "x", vram_gib=40))}
+
+
+def test_an_sdxl_plan_training_its_text_encoders_is_told_how_to_fit_8_gb() -> None:
+    trains_te = replace(
+        DOCS_SDXL_8GB,
+        cache_text_encoders=False,
+        trained_text_encoders=frozenset({1, 2}),
+        lora_params=3_563_008 * 32,
+        network_dim=32,
+    )
+    changes = fitting_changes(SDXL, trains_te, 8 - CONTEXT_GIB)
+    assert [(c.field, c.value) for c in changes] == [
+        ("network.train_unet_only", True),
+        ("network.dim", 8),
+    ]
+    assert changes[-1].peak_gib <= 8 - CONTEXT_GIB
