@@ -69,11 +69,12 @@ def _section_problems(plan: Plan, fam: Family) -> list[str]:
 
 def _key_problems(plan: Plan, fam: Family) -> list[str]:
     options = options_for(fam.script)
+    own_sections = {f.section for f in FAMILIES.values() if f.section}
     problems = []
     for key, value in set_keys(plan).items():
         option = OPTION_FOR[key]
-        if key.startswith("flux."):
-            continue  # the section as a whole (above)
+        if key.partition(".")[0] in own_sections:
+            continue  # a family's own section is judged as a whole (above)
         if option not in options:
             others = [n for n in _families_with(option) if n != fam.name]
             fix = (
