@@ -97,6 +97,8 @@ class RunSummary:
     escalation: str | None
     cause: Cause | None
     warnings: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+    """Facts about how the run went that are not problems (a resume, a detached display)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json, `summary --json`)."""
@@ -216,6 +218,22 @@ def summarize(
     )
 
 
+def resume_note(state: str, *, by_step: bool) -> str:
+    """What sd-scripts (48d368fa) does when it resumes from `state`: said in the summary."""
+    if by_step:
+        return (
+            f"resumed from the step state {state}: sd-scripts skipped the batches it had "
+            "trained and went on in the same epoch, but it counts steps from the start of that "
+            "epoch (the steps of the whole epochs before it are left out), so step numbers in "
+            "the log, TensorBoard and step-numbered file names are lower than the true ones"
+        )
+    return (
+        f"resumed from the epoch state {state} (--initial_epoch: the next epoch): sd-scripts "
+        "counts steps from the resume, so step numbers in the log, TensorBoard and "
+        "step-numbered file names start again at 1"
+    )
+
+
 def _epochs_done(state: RunState, outcome: str) -> int | None:
     if state.epoch is None:
         return None
@@ -279,4 +297,5 @@ def summary_from_json(data: Mapping[str, Any]) -> RunSummary:
             advice=str(cause.get("advice") or ""),
         ),
         warnings=tuple(str(w) for w in data.get("warnings") or ()),
+        notes=tuple(str(n) for n in data.get("notes") or ()),
     )

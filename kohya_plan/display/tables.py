@@ -248,6 +248,8 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
         _out.print("  no LoRA file was saved")
     for warning in summary.warnings[:5]:
         _out.print(Text(f"  warning: {warning}", style="yellow"))
+    for note in summary.notes:
+        _out.print(Text(f"  note: {note}"))
     cause = summary.cause
     if cause is not None and summary.outcome != "succeeded":
         _out.print(Text(f"Cause: {cause.kind}: {cause.message}", style="bold red"))

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Protocol
 from kohya_plan import rundir
 from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, LaunchError
 from kohya_plan.loading import load_plan
-from kohya_plan.outputs import existing_outputs, latest_state
+from kohya_plan.outputs import (
+    STATE_LAST_FILE,
+    existing_outputs,
+    incomplete_state_reason,
+    latest_state,
+    read_state,
+)
 from kohya_plan.planning import check_plan, locate_trainer, make_run
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.trainlog.events import Event, Failure, RunState
@@ -108,23 +114,63 @@ def _make_from_plan(target: Path, overrides: list[str], options: LaunchOptions) 
         state = latest_state(base.plan)
         if state is None:
             msg = (
-                f"no saved state (<name>-state folder) in {base.plan.output.dir} to resume "
-                "from — set training.save_state = true for runs you may want to resume"
+                f"no complete saved state (<name>-…-state folder with {STATE_LAST_FILE}) in "
+                f"{base.plan.output.dir} to resume from — set training.save_state = true for "
+                "runs you may want to resume"
             )
             raise LaunchError(msg)
     if state is not None:
-        if not (state / "train_state.json").is_file():
-            msg = f"{state} is not an sd-scripts state folder (no train_state.json)"
-            raise LaunchError(msg)
-        # Continue the step count where the state stopped (contract §9.4).
-        overrides = [
-            *overrides,
-            f"launch.extra.resume={toml_string(str(state.absolute()))}",
-            "launch.extra.skip_until_initial_step=true",
-        ]
+        overrides = [*overrides, *resume_overrides(state, base.plan, overwrite=options.overwrite)]
         base = check_plan(target, overrides)
         base.raise_if_blocked()
     return prepare_report(base, options, overwrite=options.overwrite or state is not None)
+
+
+def resume_overrides(state_dir: Path, plan: Plan, *, overwrite: bool) -> list[str]:
+    """The launch.extra options that continue from `state_dir` (as the SLURM job script does).
+
+    sd-scripts 48d368fa restarts `global_step` after a resume (it subtracts the skipped whole
+    epochs from the saved step), so a state's saved step is only right for a state saved by a
+    run that was not itself resumed, while its epoch stays right. An epoch state therefore
+    resumes with `--initial_epoch <its epoch + 1>`; a step state with its saved step
+    (`--skip_until_initial_step` skips the batches already trained, in the right epoch).
+    Either way the step numbers after the resume count from the resume, so step-numbered
+    LoRA files (save_every_n_steps) restart at the first multiple and would overwrite
+    the first run's: refused unless `overwrite`.
+    """
+    reason = incomplete_state_reason(state_dir)
+    if reason is not None:
+        msg = f"{reason} — give an older state with --resume-from, or start anew"
+        raise LaunchError(msg)
+    state = read_state(state_dir)
+    assert state is not None
+    extra = [
+        f"launch.extra.resume={toml_string(str(state.path.absolute()))}",
+        "launch.extra.skip_until_initial_step=true",
+    ]
+    if not state.by_step and state.epoch is not None:
+        epochs = plan.training.epochs
+        if epochs is not None and state.epoch >= epochs:
+            msg = (
+                f"{state.path} was saved at the end of epoch {state.epoch} and the plan trains "
+                f"{epochs} epochs: nothing is left to train — raise training.epochs "
+                f"(--set training.epochs={state.epoch + 1} or more) to continue"
+            )
+            raise LaunchError(msg)
+        extra.append(f"launch.extra.initial_epoch={state.epoch + 1}")
+    if plan.training.save_every_n_steps and not overwrite:
+        ext = plan.output.save_model_as
+        step_files = [
+            p for p in existing_outputs(plan) if p.suffix == f".{ext}" and "-step" in p.name
+        ]
+        if step_files:
+            msg = (
+                f"{plan.output.dir} holds step-numbered files ({step_files[0].name} …): after a "
+                "resume sd-scripts numbers steps from the resume, so with save_every_n_steps it "
+                "would overwrite them — move them away, or pass --overwrite"
+            )
+            raise LaunchError(msg)
+    return extra
 
 
 def prepare_report(

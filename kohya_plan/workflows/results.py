@@ -14,7 +14,7 @@ from kohya_plan import rundir
 from kohya_plan.errors import LaunchError
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import epoch_copy, lora_files
-from kohya_plan.summary import LoraFile, RunSummary, summarize
+from kohya_plan.summary import LoraFile, RunSummary, resume_note, summarize
 from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.trainlog.tensorboard import read_scalars
 
@@ -67,6 +67,10 @@ def finish_summary(
         tensorboard=read_scalars(run.logging_dir),
         final_copy=copy,
     )
+    resume = plan.launch.extra.get("resume")
+    if isinstance(resume, str):
+        by_step = "initial_epoch" not in plan.launch.extra
+        summary = replace(summary, notes=(*summary.notes, resume_note(resume, by_step=by_step)))
     if link_final and summary.outcome == "succeeded":
         copy = epoch_copy(files, plan, summary.epochs_done)
         summary = replace(summary, final_copy=copy)

@@ -218,10 +218,45 @@ def test_resume_continues_from_the_newest_saved_state(tmp_path: Path, run_cli) -
     for name in ("testlora-000001-state", "testlora-000002-state"):
         (out / name).mkdir()
         (out / name / "train_state.json").write_text('{"current_epoch": 1, "current_step": 8}')
+        (out / name / "random_states_0.pkl").write_bytes(b"rng")  # accelerate's last file
         time.sleep(0.05)  # distinct modification times: the newest one is used
+    # Newest of all, but cut short while saving: not a state to resume from.
+    (out / "testlora-000003-state").mkdir()
+    (out / "testlora-000003-state" / "train_state.json").write_text('{"current_epoch": 3}')
     result = run_cli("launch", plan, "--resume", "--plain")
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     extra = loads_toml((run_dir / "config.toml").read_text())["extra"]
-    assert extra == {"resume": str(out / "testlora-000002-state"), "skip_until_initial_step": True}
+    # --initial_epoch: sd-scripts restarts global_step after a resume, so the saved step is
+    # not to be trusted; the saved epoch is (as the SLURM job script does).
+    assert extra == {
+        "resume": str(out / "testlora-000002-state"),
+        "skip_until_initial_step": True,
+        "initial_epoch": 2,
+    }
     assert (out / "testlora-000001.safetensors").read_bytes() == b"epoch 1"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert any("start again at 1" in note for note in summary["notes"])
+
+
+def test_resume_from_a_cut_short_state_is_refused(tmp_path: Path, run_cli) -> None:
+    plan = _project(tmp_path)
+    state = tmp_path / "out" / "testlora-000001-state"
+    state.mkdir(parents=True)
+    (state / "train_state.json").write_text('{"current_epoch": 1, "current_step": 8}')
+    result = run_cli("launch", plan, "--resume-from", state)
+    assert result.exit_code == 2
+    assert "cut short" in result.output
+    assert "random_states_0.pkl" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_of_a_finished_run_needs_more_epochs(tmp_path: Path, run_cli) -> None:
+    plan = _project(tmp_path)
+    state = tmp_path / "out" / "testlora-state"
+    state.mkdir(parents=True)
+    (state / "train_state.json").write_text('{"current_epoch": 10, "current_step": 80}')
+    (state / "random_states_0.pkl").write_bytes(b"rng")
+    result = run_cli("launch", plan, "--resume")
+    assert result.exit_code == 2
+    assert "training.epochs=11" in result.output
