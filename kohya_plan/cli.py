@@ -348,6 +348,11 @@ def import_command(
     help="Seconds to wait after Ctrl-C before terminating the trainer.",
 )
 @click.option("--board", "with_board", is_flag=True, help="Start TensorBoard alongside the run.")
+@click.option(
+    "--trust-edited",
+    is_flag=True,
+    help="Run a RUN_DIR whose launch.json was changed after `make` (refused otherwise).",
+)
 def launch(
     target: Path,
     overrides: tuple[str, ...],
@@ -359,6 +364,7 @@ def launch(
     keep_going_on_nan: bool,
     grace: float,
     with_board: bool,
+    trust_edited: bool,
 ) -> None:
     """Run a plan (a new run folder is made first) or a run folder made by `make`.
 
@@ -381,8 +387,16 @@ def launch(
         resume_from=resume_from,
         keep_going_on_nan=keep_going_on_nan,
         grace_s=grace,
+        trust_edited=trust_edited,
     )
     prepared = prepare(target, overrides, options)
+    if prepared.edited_launch:
+        import shlex
+
+        display.warning(
+            f"{prepared.run_dir}'s launch.json was changed after `make`; running it AS EDITED "
+            f"(--trust-edited): {shlex.join(prepared.argv)} (in {prepared.cwd})"
+        )
     mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
     if mode != "quiet":
         display.plain(f"Run folder: {prepared.run_dir} (log: train.log)")

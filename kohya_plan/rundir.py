@@ -11,18 +11,19 @@ the way out. Stdlib only; it sits at the bottom of the house so that every stage
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kohya_plan.errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 __all__ = [
     "CHECK",
@@ -42,10 +43,12 @@ __all__ = [
     "PROMPTS",
     "REPORT",
     "SUMMARY",
+    "LaunchRecord",
     "RunDir",
     "RunDirError",
     "creating",
     "fill",
+    "launch_digest",
     "next_run_dir",
     "write_json_atomic",
     "write_text_atomic",
@@ -64,7 +67,8 @@ COMMAND_PS1 = "command.ps1"
 CHECK = "check.json"
 """What `check` found when the run was made: facts, findings, steps, resolved inputs."""
 LAUNCH = "launch.json"
-"""The exact argv, cwd and environment additions that `launch RUN_DIR` runs."""
+"""The exact argv, cwd and environment additions that `launch RUN_DIR` runs, and their digest
+(`launch_digest`): a hand-edited command is refused unless trusted explicitly."""
 LOG = "train.log"
 """Everything the trainer printed, byte for byte, as it arrived."""
 EXIT = "exit.json"
@@ -83,6 +87,25 @@ MADE_BY_MAKE = (PLAN, PLAN_SOURCE, DATASET, CONFIG, PROMPTS, COMMAND_SH, COMMAND
 
 class RunDirError(UsageError):
     """A run folder, or a file in it, is missing or cannot be read (exit 2)."""
+
+
+def launch_digest(argv: list[str], cwd: str, env: dict[str, str]) -> str:
+    """`sha256:<hex>` of what launch.json says to run: argv, working folder, environment."""
+    canonical = json.dumps(
+        {"argv": argv, "cwd": cwd, "env": env}, sort_keys=True, ensure_ascii=False
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """launch.json read back: what to run, and whether it is what `make` wrote."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    edited: bool
+    """The file was changed after `make` (and the caller chose to trust it)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +205,47 @@ class RunDir:
         except OSError:
             return None
 
+    def read_launch(self, *, trust_edited: bool = False) -> LaunchRecord:
+        """launch.json, checked against the digest `make` recorded in it.
+
+        A changed command (argv, working folder or environment) is refused with the way out,
+        unless ``trust_edited``: kohya-plan never runs a program it did not write without
+        saying so.
+        """
+        path = self.path / LAUNCH
+        data = self.read_json(LAUNCH)
+        assert data is not None
+        argv, cwd, env = data.get("argv"), data.get("cwd"), data.get("env", {})
+        well_formed = (
+            isinstance(argv, list)
+            and bool(argv)
+            and all(isinstance(a, str) for a in argv)
+            and isinstance(cwd, str)
+            and isinstance(env, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        )
+        if not well_formed:
+            msg = (
+                f"{path} does not hold a command (argv: a list of strings, cwd: a string, env: "
+                "strings) — it was edited or cut short; make a new run folder with "
+                f"`kohya-plan launch {self.plan}`"
+            )
+            raise RunDirError(msg)
+        assert isinstance(argv, list)
+        assert isinstance(cwd, str)
+        assert isinstance(env, dict)
+        edited = data.get("digest") != launch_digest(argv, cwd, env)
+        if edited and not trust_edited:
+            msg = (
+                f"{path} was changed after `make` (its command no longer matches the digest "
+                "recorded when it was written), and kohya-plan does not run a command it did "
+                f"not write without being told — make a new run folder: `kohya-plan launch "
+                f"{self.plan}`, or run the edited command on purpose: `kohya-plan launch "
+                f"{self.path} --trust-edited`"
+            )
+            raise RunDirError(msg)
+        return LaunchRecord(list(argv), Path(cwd), dict(env), edited)
+
     def write_json(self, name: str, data: object) -> Path:
         """Write a JSON file of this run atomically."""
         return write_json_atomic(self.path / name, data)
@@ -267,4 +331,5 @@ def fill(
     with (run.path / PLAN_SOURCE).open("xb") as raw:
         raw.write(source)
     run.write_json(CHECK, check)
-    run.write_json(LAUNCH, launch)
+    digest = launch_digest(list(launch["argv"]), str(launch["cwd"]), dict(launch["env"]))
+    run.write_json(LAUNCH, {**launch, "digest": digest})

@@ -4,7 +4,7 @@
 view of a running trainer.
 """
 
-from kohya_plan.display.console import ERR, OUT, error, plain, problems, raw
+from kohya_plan.display.console import ERR, OUT, error, plain, problems, raw, warning
 from kohya_plan.display.live import LiveView, PlainView, run_view
 from kohya_plan.display.setup import (
     diagnoses,
@@ -45,4 +45,5 @@ __all__ = [
     "selftest_result",
     "setup_report",
     "setup_view",
+    "warning",
 ]

@@ -23,6 +23,11 @@ def error(message: str) -> None:
     ERR.print(Text("error: ", style="bold red") + Text(message))
 
 
+def warning(message: str) -> None:
+    """One warning line on stderr (bold: the user must not miss it)."""
+    ERR.print(Text("warning: ", style="bold yellow") + Text(message, style="bold"))
+
+
 def problems(items: Sequence[Finding], title: str = "The plan has problems") -> None:
     """Every problem, one per line, on stderr."""
     ERR.print(Text(f"{title} ({len(items)}):", style="bold red"))

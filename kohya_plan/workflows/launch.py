@@ -52,6 +52,8 @@ class LaunchOptions:
     resume_from: Path | None = None
     keep_going_on_nan: bool = False
     grace_s: float = 30.0
+    trust_edited: bool = False
+    """Run a run folder's launch.json even though it was changed after `make`."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class PreparedRun:
     argv: list[str]
     cwd: Path
     env: dict[str, str]
+    edited_launch: bool = False
+    """launch.json was changed after `make` and is run as edited (--trust-edited)."""
 
     @classmethod
     def from_rendered(cls, rendered: RenderedRun, plan: Plan) -> PreparedRun:
@@ -92,13 +96,14 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         )
         raise LaunchError(msg)
     plan = load_plan(run.plan)
-    launch = run.read_json(rundir.LAUNCH) or {}
+    launch = run.read_launch(trust_edited=options.trust_edited)
     prepared = PreparedRun(
         run_dir=run.path,
         plan=plan,
-        argv=[str(a) for a in launch.get("argv", [])],
-        cwd=Path(str(launch.get("cwd", "."))),
-        env={str(k): str(v) for k, v in dict(launch.get("env") or {}).items()},
+        argv=launch.argv,
+        cwd=launch.cwd,
+        env=launch.env,
+        edited_launch=launch.edited,
     )
     if not options.overwrite:
         refuse_overwrite(plan)
@@ -271,7 +276,13 @@ def run(
     started_at = time.time()
     usage_before = _usage()
     folder.write_json(
-        rundir.EXIT, {"started_at": started_at, "argv": prepared.argv, "finished": False}
+        rundir.EXIT,
+        {
+            "started_at": started_at,
+            "argv": prepared.argv,
+            "edited_launch": prepared.edited_launch,
+            "finished": False,
+        },
     )
     supervisor = Supervisor(
         prepared.argv,
@@ -295,6 +306,7 @@ def run(
         {
             "started_at": started_at,
             "argv": prepared.argv,
+            "edited_launch": prepared.edited_launch,
             "finished": True,
             "exit_status": result.returncode,
             "wall_s": result.duration_s,

@@ -260,3 +260,24 @@ def test_resume_of_a_finished_run_needs_more_epochs(tmp_path: Path, run_cli) -> 
     result = run_cli("launch", plan, "--resume")
     assert result.exit_code == 2
     assert "training.epochs=11" in result.output
+
+
+def test_an_edited_launch_json_is_not_run_without_saying_so(tmp_path: Path, run_cli) -> None:
+    plan = _project(tmp_path)
+    run_dir = Path(json.loads(run_cli("make", plan, "--json").stdout)["run_dir"])
+    marker = tmp_path / "ran"
+    launch_json = run_dir / "launch.json"
+    data = json.loads(launch_json.read_text())
+    data["argv"] = ["/bin/sh", "-c", f"touch {marker}"]
+    launch_json.write_text(json.dumps(data))
+    refused = run_cli("launch", run_dir, "--quiet")
+    assert refused.exit_code == 2
+    assert "changed after `make`" in refused.output
+    assert "--trust-edited" in refused.output
+    assert not marker.exists()
+    assert not (run_dir / "train.log").exists()
+    trusted = run_cli("launch", run_dir, "--quiet", "--trust-edited")
+    assert marker.exists()
+    assert "running it AS EDITED" in trusted.output
+    assert "touch" in trusted.output
+    assert json.loads((run_dir / "exit.json").read_text())["edited_launch"] is True
