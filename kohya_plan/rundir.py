@@ -33,6 +33,7 @@ __all__ = [
     "DATASET",
     "EXIT",
     "LAUNCH",
+    "LOCK",
     "LOG",
     "LOGS",
     "LR_FIND_JSON",
@@ -69,6 +70,8 @@ CHECK = "check.json"
 LAUNCH = "launch.json"
 """The exact argv, cwd and environment additions that `launch RUN_DIR` runs, and their digest
 (`launch_digest`): a hand-edited command is refused unless trusted explicitly."""
+LOCK = "launch.lock"
+"""Locked (kohya_plan.run.locks) while a launch of this folder runs; its note names the holder."""
 LOG = "train.log"
 """Everything the trainer printed, byte for byte, as it arrived."""
 EXIT = "exit.json"
@@ -143,6 +146,10 @@ class RunDir:
     @property
     def log(self) -> Path:
         return self.path / LOG
+
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK
 
     @property
     def report(self) -> Path:

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -14,7 +14,9 @@ from kohya_plan import rundir
 from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, LaunchError
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import (
+    OUTPUT_LOCK,
     STATE_LAST_FILE,
+    break_links,
     existing_outputs,
     incomplete_state_reason,
     latest_state,
@@ -22,6 +24,8 @@ from kohya_plan.outputs import (
 )
 from kohya_plan.planning import check_plan, locate_trainer, make_run
 from kohya_plan.render.toml_text import toml_string
+from kohya_plan.run.identity import alive, identity
+from kohya_plan.run.locks import Busy, Lock, acquire
 from kohya_plan.trainlog.events import Event, Failure, RunState
 from kohya_plan.trainlog.records import LogParser
 from kohya_plan.workflows.results import finish_summary
@@ -67,12 +71,23 @@ class PreparedRun:
     env: dict[str, str]
     edited_launch: bool = False
     """launch.json was changed after `make` and is run as edited (--trust-edited)."""
+    locks: tuple[Lock, ...] = field(default=(), compare=False, repr=False)
+    """The run folder's and the output's locks, held until the run's summary is written."""
 
     @classmethod
-    def from_rendered(cls, rendered: RenderedRun, plan: Plan) -> PreparedRun:
+    def from_rendered(
+        cls, rendered: RenderedRun, plan: Plan, locks: tuple[Lock, ...] = ()
+    ) -> PreparedRun:
         """The run `make` has just written, from memory (nothing is read back)."""
         launch = rendered.launch
-        return cls(rendered.run_dir, plan, list(launch.argv), launch.cwd, dict(launch.env))
+        return cls(
+            rendered.run_dir, plan, list(launch.argv), launch.cwd, dict(launch.env), locks=locks
+        )
+
+    def release(self) -> None:
+        """Give the locks back (the OS does it anyway when this process and its guardian end)."""
+        for lock in self.locks:
+            lock.release()
 
 
 def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> PreparedRun:
@@ -89,6 +104,16 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         )
         raise LaunchError(msg)
     run.require_made()
+    run_lock = lock_run_dir(run)
+    try:
+        return _prepare_run_dir(run, options, run_lock)
+    except BaseException:
+        run_lock.release()
+        raise
+
+
+def _prepare_run_dir(run: rundir.RunDir, options: LaunchOptions, run_lock: Lock) -> PreparedRun:
+    target = run.path
     if run.was_launched():
         msg = (
             f"{target} was launched before (it has {rundir.LOG}) — a run folder is used once; "
@@ -97,6 +122,7 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         raise LaunchError(msg)
     plan = load_plan(run.plan)
     launch = run.read_launch(trust_edited=options.trust_edited)
+    output_lock = lock_output(plan, run.path)
     prepared = PreparedRun(
         run_dir=run.path,
         plan=plan,
@@ -104,10 +130,15 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         cwd=launch.cwd,
         env=launch.env,
         edited_launch=launch.edited,
+        locks=(run_lock, output_lock),
     )
-    if not options.overwrite:
-        refuse_overwrite(plan)
-    preflight_argv(prepared.argv, plan.script_name)
+    try:
+        if not options.overwrite:
+            refuse_overwrite(plan)
+        preflight_argv(prepared.argv, plan.script_name)
+    except BaseException:
+        output_lock.release()
+        raise
     return prepared
 
 
@@ -183,10 +214,74 @@ def prepare_report(
 ) -> PreparedRun:
     """A new run folder for an already checked (possibly derived) plan, ready to start."""
     report.raise_if_blocked()
-    if not (options.overwrite if overwrite is None else overwrite):
-        refuse_overwrite(report.plan)
-    preflight(locate_trainer(report), report.plan)
-    return PreparedRun.from_rendered(make_run(report), report.plan)
+    output_lock = lock_output(report.plan, None)
+    try:
+        if not (options.overwrite if overwrite is None else overwrite):
+            refuse_overwrite(report.plan)
+        preflight(locate_trainer(report), report.plan)
+        rendered = make_run(report)
+        run_lock = lock_run_dir(rundir.RunDir(rendered.run_dir))
+    except BaseException:
+        output_lock.release()
+        raise
+    output_lock.update(run_dir=str(rendered.run_dir))
+    return PreparedRun.from_rendered(rendered, report.plan, (run_lock, output_lock))
+
+
+def _holder_text(note: dict[str, object]) -> str:
+    pid = note.get("pid")
+    if not isinstance(pid, int):
+        return "another kohya-plan launch"
+    where = note.get("run_dir") or note.get("plan")
+    text = f"kohya-plan pid {pid}" + (f", run folder {where}" if where else "")
+    if not alive(pid, note.get("create_time")):
+        text += "; that kohya-plan is gone, and its guardian is still stopping the trainer"
+    return text
+
+
+def lock_run_dir(run: rundir.RunDir) -> Lock:
+    """The run folder's lock, or a LaunchError naming the launch that holds it."""
+    try:
+        return acquire(run.lock, **identity(), run_dir=str(run.path), since=time.time())
+    except Busy as busy:
+        msg = (
+            f"{run.path} is being launched already ({_holder_text(busy.note)}) — "
+            f"`kohya-plan summary {run.path}` shows its progress, `kohya-plan stop {run.path}` "
+            "stops it"
+        )
+        raise LaunchError(msg) from None
+    except OSError as exc:
+        msg = f"cannot lock {run.lock} ({exc.strerror or exc}) — is the run folder writable?"
+        raise LaunchError(msg) from None
+
+
+def lock_output(plan: Plan, run_dir: Path | None) -> Lock:
+    """The lock on output.dir + output.name (one writer per output), or a LaunchError."""
+    out = plan.output.dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / OUTPUT_LOCK.format(name=plan.output.name)
+        return acquire(
+            path,
+            **identity(),
+            run_dir=None if run_dir is None else str(run_dir),
+            since=time.time(),
+        )
+    except Busy as busy:
+        where = busy.note.get("run_dir")
+        stop = f" (`kohya-plan stop {where}` stops it)" if where else ""
+        msg = (
+            f"{out} / {plan.output.name}: another launch is writing this output "
+            f"({_holder_text(busy.note)}){stop} — wait for it to end, or choose another "
+            "output.name or output.dir"
+        )
+        raise LaunchError(msg) from None
+    except OSError as exc:
+        msg = (
+            f"cannot write into output.dir {out} ({exc.strerror or exc}) — sd-scripts could not "
+            "save the LoRA files there either: choose a writable output.dir"
+        )
+        raise LaunchError(msg) from None
 
 
 def refuse_overwrite(plan: Plan) -> None:
@@ -249,7 +344,25 @@ def run(
     options: LaunchOptions,
     view_factory: Callable[[], RunView],
 ) -> RunSummary:
-    """Start the trainer under supervision, show it, and summarise it (also after Ctrl-C)."""
+    """Start the trainer under supervision, show it, and summarise it (also after Ctrl-C).
+
+    The run folder's and the output's locks are held until the summary is written; the
+    trainer's guardian holds them too, so they outlive kohya-plan as long as the trainer does.
+    """
+    try:
+        # sd-scripts rewrites its files in place: a file sharing its inode with another name
+        # (an old hard-linked epoch copy) gets its own first, so that the other stays as it was.
+        break_links(existing_outputs(prepared.plan))
+        return _run(prepared, options, view_factory)
+    finally:
+        prepared.release()
+
+
+def _run(
+    prepared: PreparedRun,
+    options: LaunchOptions,
+    view_factory: Callable[[], RunView],
+) -> RunSummary:
     from kohya_plan.run.supervisor import Supervisor
 
     folder = rundir.RunDir(prepared.run_dir)
