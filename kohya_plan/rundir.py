@@ -39,11 +39,13 @@ __all__ = [
     "LR_FIND_JSON",
     "LR_FIND_PNG",
     "MANIFEST",
+    "NOTES",
     "PLAN",
     "PLAN_SOURCE",
     "PROMPTS",
     "REPORT",
     "SUMMARY",
+    "TRAINER",
     "LaunchRecord",
     "RunDir",
     "RunDirError",
@@ -75,7 +77,15 @@ LOCK = "launch.lock"
 LOG = "train.log"
 """Everything the trainer printed, byte for byte, as it arrived."""
 EXIT = "exit.json"
-"""How the trainer was started and how it ended (written at start, rewritten at the end)."""
+"""How kohya-plan ran the trainer: written at the start (with kohya-plan's own pid and start
+time, so `stop` and `summary` know whether it still runs), rewritten at the end."""
+TRAINER = "trainer.json"
+"""The guardian's record of the trainer process: pid and start time, then how it ended — also
+when kohya-plan itself was gone by then."""
+NOTES = "kohya-plan.log"
+"""kohya-plan's own notes on the run, with times (stall warnings, a closed terminal, a log that
+could not be written, what the guardian did after kohya-plan was gone); train.log stays the
+trainer's bytes only."""
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
 """Epoch/step → LoRA file, and the epoch-numbered copy of the final file (T29)."""

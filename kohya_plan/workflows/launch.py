@@ -404,6 +404,9 @@ def _run(
         log_path=folder.log,
         on_output=lambda chunk: handle(parser.feed(chunk)),
         grace_s=options.grace_s,
+        record_path=folder / rundir.TRAINER,
+        notes_path=folder / rundir.NOTES,
+        hold_fds=[lock.fd for lock in prepared.locks if lock.fd >= 0],
     )
     try:
         with supervisor:

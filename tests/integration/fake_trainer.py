@@ -44,6 +44,24 @@ except KeyboardInterrupt:
 """
 
 
+# What a daemonising helper does: fork, setsid, fork again (the middle process exits, so the
+# last one is an orphan in a session of its own), stdio to /dev/null, then sleep for long.
+def daemonize(pid_file: str) -> None:
+    if os.fork() != 0:
+        return
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(pid_file + ".tmp", pid_file)
+    time.sleep(600)
+    os._exit(0)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--replay", metavar="FILE", help="write FILE's bytes, in chunks")
@@ -64,6 +82,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         metavar="S",
         help="on SIGINT the grandchild takes S seconds to save, then prints a line",
+    )
+    parser.add_argument(
+        "--daemon", metavar="PID_FILE", help="double-fork + setsid a sleeper; it writes its pid"
+    )
+    parser.add_argument(
+        "--write",
+        action="append",
+        default=[],
+        metavar="PATH=TEXT",
+        help="write TEXT into PATH in place (open 'wb': same inode), as sd-scripts saves",
     )
     parser.add_argument("--ready", action="store_true", help=f"print {READY!r} once set up")
     parser.add_argument("--print-ids", action="store_true", help="print pid, pgid, sid")
@@ -97,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + 30
         while not os.path.exists(args.pid_file) and time.monotonic() < deadline:
             time.sleep(0.005)
+    if args.daemon:
+        daemonize(args.daemon)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(args.daemon) and time.monotonic() < deadline:
+            time.sleep(0.005)
     if args.ready:
         write("stdout", READY)
     if args.print_ids:
@@ -129,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError(msg)
     if args.sleep:
         time.sleep(args.sleep)
+    for item in args.write:
+        path, _, text = item.partition("=")
+        with open(path, "wb") as f:
+            f.write(text.encode())
     return args.exit_code
 
 
