@@ -2,17 +2,81 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kohya_plan import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 from kohya_plan.errors import EXIT_INTERNAL, EXIT_STOPPED, KohyaPlanError, PlanError
 
 _SET_HELP = "Override a plan key, typed as TOML: --set training.epochs=5 (repeatable)."
+
+_DURATION = re.compile(
+    r"\s*([+-]?(?:[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?|nan|inf(?:inity)?))\s*(s|m|min|h)?\s*",
+    re.IGNORECASE,
+)
+_UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic only in click 8.2+
+    """A duration: 90, 90s, 30m, 2h. Finite, not negative, within [minimum, maximum] (or 0
+    when `off` allows it); NaN, infinity, negative and absurd values are usage errors."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float, maximum: float, *, off: bool = False) -> None:
+        self.minimum, self.maximum, self.off = minimum, maximum, off
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            match = _DURATION.fullmatch(str(value))
+            if match is None:
+                self.fail(
+                    f"{value!r} is not a duration: give seconds (90), or 90s, 30m, 2h", param, ctx
+                )
+            seconds = float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite duration", param, ctx)
+        if seconds == 0 and self.off:
+            return 0.0
+        if not self.minimum <= seconds <= self.maximum:
+            zero = " (0 turns it off)" if self.off else ""
+            self.fail(
+                f"{value!r} is out of range: give {_human(self.minimum)} to "
+                f"{_human(self.maximum)}{zero}",
+                param,
+                ctx,
+            )
+        return seconds
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses NaN (which compares false with both bounds)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class _Group(click.Group):
@@ -342,10 +406,24 @@ def import_command(
 )
 @click.option(
     "--grace",
-    type=float,
+    type=Seconds(0, 3600),
     default=30.0,
     show_default=True,
-    help="Seconds to wait after Ctrl-C before terminating the trainer.",
+    help="How long a graceful stop waits for the trainer to save (Ctrl-C, `stop`): seconds, "
+    "or 90s, 5m; at most 1 h. Then SIGTERM, then SIGKILL.",
+)
+@click.option(
+    "--stall-timeout",
+    type=Seconds(1, 7 * 86400, off=True),
+    default="30m",
+    show_default=True,
+    help="Warn when the trainer prints nothing for this long (sd-scripts prints every step): "
+    "30m, 2h, 600; 0 turns it off.",
+)
+@click.option(
+    "--stop-on-stall",
+    is_flag=True,
+    help="Also stop the run (gracefully) at a stall; the summary names it.",
 )
 @click.option("--board", "with_board", is_flag=True, help="Start TensorBoard alongside the run.")
 @click.option(
@@ -363,13 +441,24 @@ def launch(
     resume_from: Path | None,
     keep_going_on_nan: bool,
     grace: float,
+    stall_timeout: float,
+    stop_on_stall: bool,
     with_board: bool,
     trust_edited: bool,
 ) -> None:
     """Run a plan (a new run folder is made first) or a run folder made by `make`.
 
     Runs exactly the command `make --dry-run` shows, shows progress, stops cleanly on
-    Ctrl-C (twice: at once), and ends with a summary (also in summary.json).
+    Ctrl-C (twice: at once) or `kohya-plan stop RUN_DIR` from another terminal, and ends
+    with a summary (also in summary.json). One launch per output: a second launch into the
+    same output.dir + output.name (or of the same run folder) is refused while one runs.
+
+    A closed terminal (SIGHUP) or a closed output (`| head`) does NOT stop the training:
+    kohya-plan stops showing progress and goes on supervising; train.log, kohya-plan.log and
+    summary.json are written as always (`kohya-plan summary RUN_DIR` shows it; `kohya-plan
+    stop RUN_DIR` stops it). If kohya-plan itself is killed, its guardian process stops the
+    trainer the graceful way; `summary` then says "interrupted".
+
     Exit status: 0 when the run succeeded, 3 when the training failed, 130 when stopped.
 
     \b
@@ -377,6 +466,7 @@ def launch(
       kohya-plan launch plan.toml
       kohya-plan launch runs/xunxian-20261126-120000 --plain
       kohya-plan launch plan.toml --resume
+      kohya-plan launch plan.toml --stall-timeout 1h --stop-on-stall
     """
     from kohya_plan import display
     from kohya_plan.workflows.launch import LaunchOptions, exit_code, is_interactive, prepare, run
@@ -387,6 +477,8 @@ def launch(
         resume_from=resume_from,
         keep_going_on_nan=keep_going_on_nan,
         grace_s=grace,
+        stall_timeout_s=stall_timeout,
+        stop_on_stall=stop_on_stall,
         trust_edited=trust_edited,
     )
     prepared = prepare(target, overrides, options)
@@ -399,20 +491,41 @@ def launch(
         )
     mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
     if mode != "quiet":
-        display.plain(f"Run folder: {prepared.run_dir} (log: train.log)")
+        with _closed_output_is_fine():
+            display.plain(f"Run folder: {prepared.run_dir} (log: train.log)")
     board = None
     if with_board:
         from kohya_plan.workflows.board import start_board
 
         board = start_board([prepared.run_dir], require_logs=False)
-        display.plain(f"TensorBoard: {board.url} (shows the run once sd-scripts starts logging)")
+        with _closed_output_is_fine():
+            display.plain(
+                f"TensorBoard: {board.url} (shows the run once sd-scripts starts logging)"
+            )
     try:
         summary = run(prepared, options, lambda: display.run_view(mode))
     finally:
         if board is not None:
             board.stop()
-    display.run_summary(summary, str(prepared.run_dir))
+    with _closed_output_is_fine():
+        display.run_summary(summary, str(prepared.run_dir))
     raise SystemExit(exit_code(summary))
+
+
+@contextlib.contextmanager
+def _closed_output_is_fine() -> Iterator[None]:
+    """A closed stdout (`| head`, a dead `tee`, a closed terminal) is no reason to fail a run:
+    what was to be printed is in the run folder; stdout goes to the null device from then on."""
+    try:
+        yield
+    except OSError:
+        from kohya_plan.workflows.launch import silence_broken_output
+
+        silence_broken_output()
+    except SystemExit as exc:
+        if exc.code != 1:
+            raise
+        # rich answers a broken pipe with SystemExit(1), stdout already on the null device.
 
 
 @cli.command()
@@ -436,6 +549,48 @@ def summary(run_dir: Path, as_json: bool) -> None:
         display.run_summary(result, str(run_dir))
 
 
+@cli.command(name="stop")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--now", is_flag=True, help="Kill the trainer at once (as a second Ctrl-C).")
+@click.option("--no-wait", is_flag=True, help="Only ask; do not wait for the run to end.")
+@click.option(
+    "--timeout",
+    type=Seconds(1, 86400),
+    help="How long to wait for the run to end (default: its --grace + 30 s).",
+)
+def stop(run_dir: Path, now: bool, no_wait: bool, timeout: float | None) -> None:
+    """Stop a running run from another terminal, the same graceful way as Ctrl-C.
+
+    kohya-plan (the `launch` that runs RUN_DIR) asks the trainer to stop — SIGINT to its
+    process group, so sd-scripts saves — waits --grace, then terminates and kills what is
+    left, and writes the summary. If that kohya-plan is gone, its guardian stops the trainer.
+    Waits until the run has ended and prints its outcome.
+    Exit status: 0 when it ended (or, with --no-wait, was asked), 2 when nothing runs in
+    RUN_DIR, 1 when it had not ended within --timeout.
+
+    \b
+    Examples:
+      kohya-plan stop runs/xunxian-20261126-120000
+      kohya-plan stop runs/xunxian-20261126-120000 --now
+    """
+    from kohya_plan import display
+    from kohya_plan.workflows.stop import stop_run
+
+    done = stop_run(run_dir, now=now, wait=not no_wait, timeout_s=timeout)
+    display.plain(f"{done.action}")
+    if done.ended is None:
+        return
+    if not done.ended:
+        display.error(
+            f"{run_dir} is still running: the trainer may still be saving — wait, or "
+            f"`kohya-plan stop {run_dir} --now` kills it"
+        )
+        raise SystemExit(1)
+    from kohya_plan.workflows.results import summary_from_disk
+
+    display.run_summary(summary_from_disk(run_dir), str(run_dir))
+
+
 @cli.command(name="lr-find")
 @plan_argument
 @set_option
@@ -447,7 +602,9 @@ def summary(run_dir: Path, as_json: bool) -> None:
     show_default=True,
     help="Adaptive optimizer for the search: DAdaptAdam or Prodigy.",
 )
-@click.option("--steps", type=click.IntRange(min=2), help="Step budget (default: from the data).")
+@click.option(
+    "--steps", type=click.IntRange(2, 100_000), help="Step budget (default: from the data)."
+)
 @click.option(
     "--optimizer",
     "target",
@@ -458,7 +615,7 @@ def summary(run_dir: Path, as_json: bool) -> None:
 )
 @click.option(
     "--te-ratio",
-    type=click.FloatRange(0.1, 0.5),
+    type=FiniteFloatRange(0.1, 0.5),
     default=0.5,
     show_default=True,
     help="Text-encoder LR as a fraction of the U-Net LR (T17: 1/10 to 1/2).",

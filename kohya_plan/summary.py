@@ -38,6 +38,10 @@ ADVICE = {
     "traceback": "sd-scripts stopped with an error: see the lines below; `kohya-plan check` "
     "catches most plan mistakes before launch",
     "interrupted": "the run was stopped before the end; saved files are listed above",
+    "stalled": "the trainer printed nothing for the stall timeout and was stopped: look at the "
+    "end of train.log (a hung data loader, a deadlocked process, a full disk?)",
+    "status_unknown": "kohya-plan could not learn how the trainer ended; see the end of "
+    "train.log and kohya-plan.log",
     "exit": "the trainer exited with an error status; see the end of train.log",
 }
 
@@ -77,11 +81,22 @@ class Cause:
     advice: str
 
 
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """What is known of a run whose kohya-plan stopped (died) before the trainer ended."""
+
+    trainer_pid: int | None
+    trainer_running: bool
+    trainer_exit_status: int | None
+    """As the guardian recorded it, when the trainer ended after kohya-plan was gone."""
+    stopped_by_guardian: bool
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """Everything `launch` prints at the end and writes to summary.json."""
 
-    outcome: str  # "succeeded", "failed", "stopped"
+    outcome: str  # "succeeded", "failed", "stopped", "running", "interrupted"
     exit_status: int | None
     trainer_exit_status: int | None
     steps_done: int
@@ -99,6 +114,9 @@ class RunSummary:
     warnings: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = field(default=())
     """Facts about how the run went that are not problems (a resume, a detached display)."""
+    trainer_running: bool | None = None
+    """For a running or interrupted run: whether the trainer process runs now."""
+    trainer_pid: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json, `summary --json`)."""
@@ -152,10 +170,36 @@ def loss_summary(state: RunState, tensorboard: Mapping[int, float]) -> LossSumma
     )
 
 
+def interruption_cause(info: Interruption) -> Cause:
+    """Why an interrupted run is not a result, and what to do about it."""
+    if info.trainer_running:
+        advice = (
+            f"the trainer still runs (pid {info.trainer_pid}) without kohya-plan watching it: "
+            "`kohya-plan stop` on this run folder stops it"
+        )
+    elif info.trainer_exit_status is not None:
+        by = ""
+        if info.stopped_by_guardian:
+            by = "kohya-plan's guardian stopped it the graceful way; "
+        advice = (
+            f"the trainer is no longer running: {by}it ended with exit status "
+            f"{info.trainer_exit_status}; the files it saved are listed above "
+            "(`kohya-plan launch PLAN --resume` continues from the newest saved state)"
+        )
+    else:
+        advice = (
+            "the trainer is no longer running, and its end was not recorded (a power loss or a "
+            "reboot?); the files it saved are listed above"
+        )
+    return Cause("kohya_plan_gone", "kohya-plan stopped before the trainer ended", (), advice)
+
+
 def failure_cause(
     state: RunState, exit_status: int | None, stop_reason: str | None
 ) -> Cause | None:
     """The classified cause of a failed or stopped run (None when it succeeded)."""
+    if stop_reason == "stall":
+        return Cause("stalled", "stopped: no output for the stall timeout", (), ADVICE["stalled"])
     if stop_reason is not None and stop_reason != "nan":
         # The trainer's own KeyboardInterrupt traceback is a consequence, not the cause.
         return Cause("interrupted", f"stopped ({stop_reason})", (), ADVICE["interrupted"])
@@ -166,7 +210,12 @@ def failure_cause(
         )
     if state.saw_no_data:
         return Cause("no_data", "No data found", (), ADVICE["no_data"])
-    if exit_status not in (0, None):
+    if exit_status is None:
+        # Never "succeeded" without a recorded, successful exit status.
+        return Cause(
+            "status_unknown", "the trainer's exit status is unknown", (), ADVICE["status_unknown"]
+        )
+    if exit_status != 0:
         return Cause("exit", f"exit status {exit_status}", (), ADVICE["exit"])
     if exit_status == 0 and not state.saw_model_saved:
         return Cause("exit", "the trainer exited without saving a model", (), ADVICE["exit"])
@@ -183,15 +232,31 @@ def summarize(
     files: Sequence[LoraFile],
     tensorboard: Mapping[str, Sequence[tuple[int, float]]],
     final_copy: str | None = None,
+    running: bool = False,
+    interrupted: Interruption | None = None,
 ) -> RunSummary:
-    """Fold what is known after a run into its summary (pure)."""
-    cause = failure_cause(state, exit_status, stop_reason)
-    if cause is None:
-        outcome = "succeeded"
-    elif cause.kind == "interrupted" or (stop_reason is not None and cause.kind != "nan_loss"):
-        outcome = "stopped"
+    """Fold what is known after (or during) a run into its summary (pure).
+
+    `running`: kohya-plan supervises it now (progress so far); `interrupted`: kohya-plan
+    stopped before the trainer ended. Otherwise the run ended under kohya-plan's eyes, and it
+    succeeded only with a recorded exit status of 0 and a saved model.
+    """
+    trainer_running: bool | None = None
+    trainer_pid: int | None = None
+    cause: Cause | None = None
+    if running:
+        outcome, trainer_running = "running", True
+    elif interrupted is not None:
+        cause, outcome = interruption_cause(interrupted), "interrupted"
+        trainer_running, trainer_pid = interrupted.trainer_running, interrupted.trainer_pid
     else:
-        outcome = "failed"
+        cause = failure_cause(state, exit_status, stop_reason)
+        if cause is None:
+            outcome = "succeeded"
+        elif cause.kind == "interrupted" or (stop_reason is not None and cause.kind != "nan_loss"):
+            outcome = "stopped"
+        else:
+            outcome = "failed"
     epoch_tb = {int(s): v for s, v in tensorboard.get("loss/epoch_average", [])}
     progress = state.last_progress
     steps_done = state.step
@@ -215,6 +280,8 @@ def summarize(
         escalation=escalation,
         cause=cause,
         warnings=tuple(w.message for w in state.warnings if w.kind != "no_reg_images"),
+        trainer_running=trainer_running,
+        trainer_pid=trainer_pid,
     )
 
 

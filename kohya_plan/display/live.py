@@ -85,6 +85,10 @@ class PlainView:
                     )
                 )
 
+    def notice(self, text: str) -> None:
+        if not self.quiet:
+            _out.print(Text(f"[kohya-plan] {text}"))
+
     def close(self) -> None:
         return None
 
@@ -132,6 +136,9 @@ class LiveView:
             )
         if (note := _notable(event, state)) is not None:
             self._progress.console.print(Text(note))
+
+    def notice(self, text: str) -> None:
+        self._progress.console.print(Text(text, style="yellow" if "warning" in text else ""))
 
     def close(self) -> None:
         self._progress.stop()

@@ -192,8 +192,14 @@ def made(run_dir: str, command: str, shell_name: str) -> None:
 
 def run_summary(summary: RunSummary, run_dir: str) -> None:
     """The end-of-run summary: outcome, steps, loss, files, and a failure's cause."""
-    style = {"succeeded": "bold green", "stopped": "bold yellow"}.get(summary.outcome, "bold red")
+    style = {"succeeded": "bold green", "stopped": "bold yellow", "running": "bold cyan"}.get(
+        summary.outcome, "bold red"
+    )
     status = "" if summary.exit_status is None else f" (exit status {summary.exit_status})"
+    if summary.outcome == "running":
+        status = " (progress so far, from train.log)"
+    elif summary.outcome == "interrupted":
+        status = ": kohya-plan stopped before the trainer ended"
     _out.print(Text(f"Run {summary.outcome}{status}", style=style) + Text(f": {run_dir}"))
     total = summary.steps_total if summary.steps_total is not None else "?"
     speed = (
@@ -244,6 +250,8 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
             _out.print(f"  {label:>10}  {item.bytes / 2**20:8.1f} MiB  {item.path}")
         if summary.final_copy:
             _out.print(f"  final file also saved as {summary.final_copy} (T29)")
+    elif summary.outcome == "running":
+        _out.print("  no LoRA file saved yet")
     elif summary.outcome != "succeeded":
         _out.print("  no LoRA file was saved")
     for warning in summary.warnings[:5]:
@@ -251,7 +259,9 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
     for note in summary.notes:
         _out.print(Text(f"  note: {note}"))
     cause = summary.cause
-    if cause is not None and summary.outcome != "succeeded":
+    if summary.outcome == "interrupted" and cause is not None:
+        _out.print(Text(f"  {cause.advice}", style="bold"))
+    elif cause is not None and summary.outcome != "succeeded":
         _out.print(Text(f"Cause: {cause.kind}: {cause.message}", style="bold red"))
         for line in cause.lines[-8:]:
             _out.print(Text(f"  | {line}", style="dim"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -25,9 +26,11 @@ from kohya_plan.outputs import (
 from kohya_plan.planning import check_plan, locate_trainer, make_run
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.run.identity import alive, identity
-from kohya_plan.run.locks import Busy, Lock, acquire
+from kohya_plan.run.locks import Busy, Lock, acquire, holder
+from kohya_plan.summary import format_clock
 from kohya_plan.trainlog.events import Event, Failure, RunState
 from kohya_plan.trainlog.records import LogParser
+from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.workflows.results import finish_summary
 
 if TYPE_CHECKING:
@@ -44,6 +47,8 @@ class RunView(Protocol):
 
     def event(self, event: Event, state: RunState) -> None: ...
 
+    def notice(self, text: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -56,6 +61,10 @@ class LaunchOptions:
     resume_from: Path | None = None
     keep_going_on_nan: bool = False
     grace_s: float = 30.0
+    stall_timeout_s: float = 1800.0
+    """No output for this long → a warning (0: never); sd-scripts prints every step."""
+    stop_on_stall: bool = False
+    """…and a graceful stop, named in the summary."""
     trust_edited: bool = False
     """Run a run folder's launch.json even though it was changed after `make`."""
 
@@ -214,7 +223,7 @@ def prepare_report(
 ) -> PreparedRun:
     """A new run folder for an already checked (possibly derived) plan, ready to start."""
     report.raise_if_blocked()
-    output_lock = lock_output(report.plan, None)
+    output_lock = lock_output(report.plan, None, plan_path=report.plan_path)
     try:
         if not (options.overwrite if overwrite is None else overwrite):
             refuse_overwrite(report.plan)
@@ -226,6 +235,10 @@ def prepare_report(
         raise
     output_lock.update(run_dir=str(rendered.run_dir))
     return PreparedRun.from_rendered(rendered, report.plan, (run_lock, output_lock))
+
+
+# How long a refused launch waits for the other launch to name its new run folder.
+_RUN_DIR_WAIT_S = 5.0
 
 
 def _holder_text(note: dict[str, object]) -> str:
@@ -255,20 +268,28 @@ def lock_run_dir(run: rundir.RunDir) -> Lock:
         raise LaunchError(msg) from None
 
 
-def lock_output(plan: Plan, run_dir: Path | None) -> Lock:
+def lock_output(plan: Plan, run_dir: Path | None, *, plan_path: Path | None = None) -> Lock:
     """The lock on output.dir + output.name (one writer per output), or a LaunchError."""
     out = plan.output.dir
+    path = out / OUTPUT_LOCK.format(name=plan.output.name)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        path = out / OUTPUT_LOCK.format(name=plan.output.name)
         return acquire(
             path,
             **identity(),
             run_dir=None if run_dir is None else str(run_dir),
+            plan=None if plan_path is None else str(plan_path),
             since=time.time(),
         )
     except Busy as busy:
-        where = busy.note.get("run_dir")
+        note = busy.note
+        # The other launch may still be making its run folder: give it a moment to say which.
+        deadline = time.monotonic() + _RUN_DIR_WAIT_S
+        while not note.get("run_dir") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            note = holder(path) or note
+        busy.note = note
+        where = note.get("run_dir")
         stop = f" (`kohya-plan stop {where}` stops it)" if where else ""
         msg = (
             f"{out} / {plan.output.name}: another launch is writing this output "
@@ -363,88 +384,311 @@ def _run(
     options: LaunchOptions,
     view_factory: Callable[[], RunView],
 ) -> RunSummary:
+    from kohya_plan.run.identity import identity
     from kohya_plan.run.supervisor import Supervisor
 
     folder = rundir.RunDir(prepared.run_dir)
-    state = RunState()
-    parser = LogParser()
-    view = view_factory()
-    stopping: list[str] = []
+    notes = RunNotes(folder / rundir.NOTES)
+    view = SafeView(view_factory, notes)
+    tracker = _Tracker(view, notes)
     supervisor: Supervisor | None = None
 
-    def handle(events: list[Event]) -> None:
+    def on_events(events: list[Event]) -> None:
         for event in events:
-            state.apply(event)
-            view.event(event, state)
+            tracker.state.apply(event)
+            view.event(event, tracker.state)
             if (
                 isinstance(event, Failure)
                 and event.kind == "nan_loss"
                 and not options.keep_going_on_nan
-                and not stopping
+                and tracker.stopping is None
                 and supervisor is not None
             ):
-                stopping.append("nan")
+                tracker.stopping = "nan"
                 supervisor.request_stop("avr_loss became NaN")
 
     started_at = time.time()
     usage_before = _usage()
-    folder.write_json(
-        rundir.EXIT,
-        {
-            "started_at": started_at,
-            "argv": prepared.argv,
-            "edited_launch": prepared.edited_launch,
-            "finished": False,
-        },
-    )
+    record: dict[str, object] = {
+        "started_at": started_at,
+        "argv": prepared.argv,
+        "edited_launch": prepared.edited_launch,
+        "finished": False,
+        # Who supervises: `stop` signals it, `summary` tells a running run from a dead one.
+        "supervisor": identity(),
+        "grace_s": options.grace_s,
+        "stall_timeout_s": options.stall_timeout_s,
+    }
+    folder.write_json(rundir.EXIT, record)
+    notes.add(f"launch started (kohya-plan pid {os.getpid()})")
+    if prepared.edited_launch:
+        tracker.warn("launch.json was changed after `make` and was run as edited (--trust-edited)")
+
+    def on_status(event: dict[str, object]) -> None:
+        kind = event.get("event")
+        if kind == "started":
+            record["trainer"] = {"pid": event.get("pid"), "create_time": event.get("create_time")}
+            record["guardian"] = {"pid": event.get("guardian_pid")}
+            folder.write_json(rundir.EXIT, record)
+        elif kind == "stall":
+            silent = float(event.get("silent_s") or 0.0)  # type: ignore[arg-type]
+            step = tracker.state.step
+            tracker.warn(
+                f"the trainer printed nothing for {format_clock(silent)} (at step {step}; "
+                f"--stall-timeout {format_clock(options.stall_timeout_s)})"
+                + ("; stopping it (--stop-on-stall)" if options.stop_on_stall else "")
+            )
+            if options.stop_on_stall and tracker.stopping is None and supervisor is not None:
+                tracker.stopping = "stall"
+                supervisor.request_stop("stall")
+        elif kind == "hangup":
+            view.detach("the terminal was closed (SIGHUP)")
+            tracker.note(
+                "the terminal was closed (SIGHUP): kohya-plan went on supervising without a "
+                f"display, as documented; `kohya-plan stop {folder.path}` stops a run like this"
+            )
+        elif kind == "log_error":
+            tracker.warn(
+                f"{rundir.LOG} could not be written any more ({event.get('error')}); the training "
+                "went on, and the summary is from the output kohya-plan saw"
+            )
+        elif kind == "guardian_error":
+            notes.add(f"guardian: {event.get('text')}")
+
     supervisor = Supervisor(
         prepared.argv,
         env={**os.environ, **prepared.env},
         cwd=prepared.cwd,
         log_path=folder.log,
-        on_output=lambda chunk: handle(parser.feed(chunk)),
+        on_output=lambda chunk: on_events(tracker.feed(chunk)),
         grace_s=options.grace_s,
         record_path=folder / rundir.TRAINER,
         notes_path=folder / rundir.NOTES,
         hold_fds=[lock.fd for lock in prepared.locks if lock.fd >= 0],
+        stall_s=options.stall_timeout_s or None,
+        on_status=on_status,
     )
     try:
         with supervisor:
             result = supervisor.run()
-        handle(parser.finish())
+        on_events(tracker.finish())
     finally:
         view.close()
+    if result.dropped_bytes:
+        tracker.note(
+            f"kohya-plan's display fell behind and skipped {result.dropped_bytes} bytes of the "
+            f"trainer's output; {rundir.LOG} has them all"
+        )
+        if result.log_error is None:
+            tracker.state = replay_file(folder.log)  # the summary from everything
     stop_reason = result.stop_reason
-    if stopping and stop_reason is not None:
-        stop_reason = "nan"
-    folder.write_json(
-        rundir.EXIT,
+    if tracker.stopping is not None and stop_reason is not None:
+        stop_reason = tracker.stopping
+    notes.add(f"launch ended: exit status {result.returncode}, stop {stop_reason}")
+    record.update(
         {
-            "started_at": started_at,
-            "argv": prepared.argv,
-            "edited_launch": prepared.edited_launch,
             "finished": True,
             "exit_status": result.returncode,
             "wall_s": result.duration_s,
             "stop_reason": stop_reason,
             "escalation": result.escalation,
+            "log_error": result.log_error,
+            "log_lost_bytes": result.log_lost_bytes,
+            "dropped_bytes": result.dropped_bytes,
+            "warnings": tracker.warnings,
+            "notes": tracker.notes,
             # Supervision overhead: kohya-plan's own CPU time vs the trainer tree's.
             **_usage_delta(usage_before, _usage()),
-        },
+        }
     )
+    folder.write_json(rundir.EXIT, record)
     summary = finish_summary(
         folder.path,
         prepared.plan,
-        state,
+        tracker.state,
         exit_status=result.returncode,
         wall_s=result.duration_s,
         stop_reason=stop_reason,
         escalation=result.escalation,
         started_at=started_at,
         link_final=True,
+        warnings=tracker.warnings,
+        notes=tracker.notes,
     )
     write_report_quietly(prepared.run_dir)
     return summary
+
+
+class RunNotes:
+    """kohya-plan.log: kohya-plan's own lines about the run, with times (never train.log)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def add(self, text: str) -> None:
+        """Append one line; a note that cannot be written is not worth stopping a run for."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(f"{stamp} kohya-plan: {text}\n")
+        except OSError:
+            pass
+
+
+class _Tracker:
+    """The parsed state of the run, and kohya-plan's own warnings and notes about it."""
+
+    def __init__(self, view: SafeView, notes: RunNotes) -> None:
+        self.state = RunState()
+        self.parser: LogParser | None = LogParser()
+        self.view = view
+        self.run_notes = notes
+        self.stopping: str | None = None
+        self.warnings: list[str] = []
+        self.notes: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        if self.parser is None:
+            return []
+        try:
+            return self.parser.feed(chunk)
+        except Exception as exc:
+            # A parser bug must not cost the training: stop parsing, keep supervising.
+            self.parser = None
+            self.warn(
+                f"kohya-plan could not parse the trainer's output ({type(exc).__name__}: {exc}); "
+                f"progress is no longer shown, the training goes on, {rundir.LOG} has everything"
+            )
+            return []
+
+    def finish(self) -> list[Event]:
+        if self.parser is None:
+            return []
+        try:
+            return self.parser.finish()
+        except Exception:
+            return []
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        self.run_notes.add(f"warning: {text}")
+        self.view.notice(f"warning: {text}")
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self.run_notes.add(text)
+        self.view.notice(text)
+
+
+class SafeView:
+    """The run's view, made harmless: nothing the display does can stop or kill the training.
+
+    A closed stdout (`| head`, a dead `tee`), a closed terminal (SIGHUP, or EIO on write) or an
+    exception in the view switches the display off: the run goes on, train.log and the
+    summary are written as always, and the reason is noted.
+    """
+
+    def __init__(self, factory: Callable[[], RunView], notes: RunNotes) -> None:
+        self.notes = notes
+        self.view: RunView | None = None
+        try:
+            self.view = factory()
+        except (Exception, SystemExit) as exc:
+            self._failed(exc)
+
+    def event(self, event: Event, state: RunState) -> None:
+        if self.view is not None:
+            try:
+                self.view.event(event, state)
+            except (Exception, SystemExit) as exc:
+                self._failed(exc)
+
+    def notice(self, text: str) -> None:
+        if self.view is not None:
+            try:
+                self.view.notice(text)
+            except (Exception, SystemExit) as exc:
+                self._failed(exc)
+
+    def close(self) -> None:
+        view, self.view = self.view, None
+        if view is not None:
+            try:
+                view.close()
+            except (Exception, SystemExit) as exc:
+                self._failed(exc)
+
+    def detach(self, reason: str) -> None:
+        """Stop showing anything (the terminal is gone); the run goes on."""
+        silence_terminal()
+        self.close()
+        self.notes.add(f"display off: {reason}")
+
+    def _failed(self, exc: BaseException) -> None:
+        view, self.view = self.view, None
+        if isinstance(exc, SystemExit):
+            # rich's answer to a broken pipe: stdout to the null device, then SystemExit(1).
+            silence_broken_output()
+            reason = "the output is closed or gone (broken pipe)"
+        elif isinstance(exc, OSError):
+            silence_broken_output()
+            reason = f"the output is closed or gone ({exc.strerror or exc})"
+        else:
+            reason = f"the display failed ({type(exc).__name__}: {exc})"
+        self.notes.add(f"display off: {reason}; the training goes on")
+        if view is not None:
+            with contextlib.suppress(Exception, SystemExit):
+                view.close()
+
+
+def _devnull_over(fd: int) -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
+def _fd_of(stream: object) -> int | None:
+    try:
+        return int(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None  # not a real file (a test runner's buffer)
+
+
+def silence_broken_output() -> None:
+    """stdout can no longer be written (EPIPE: `| head`, a dead `tee`; EIO: a closed terminal):
+    point it at the null device, so that later writes (the summary, the interpreter's last
+    flush) succeed quietly instead of raising. The run's results are in its folder."""
+    fd = _fd_of(sys.stdout)
+    if fd is not None:
+        _devnull_over(fd)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+
+
+def silence_terminal() -> None:
+    """After SIGHUP: stdout/stderr that are terminals point at the null device from now on."""
+    import stat
+
+    for stream in (sys.stdout, sys.stderr):
+        fd = _fd_of(stream)
+        if fd is None:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            _devnull_over(fd)
+            continue
+        if stat.S_ISCHR(mode) and os.fstat(fd).st_rdev != Path(os.devnull).stat().st_rdev:
+            _devnull_over(fd)
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 def write_report_quietly(run_dir: Path) -> Path | None:

@@ -14,15 +14,16 @@ from kohya_plan import rundir
 from kohya_plan.errors import LaunchError
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import epoch_copy, lora_files
-from kohya_plan.summary import LoraFile, RunSummary, resume_note, summarize
+from kohya_plan.summary import Interruption, LoraFile, RunSummary, resume_note, summarize
+from kohya_plan.trainlog.events import RunState
 from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.trainlog.tensorboard import read_scalars
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from kohya_plan.plan import Plan
-    from kohya_plan.trainlog.events import RunState
 
 
 def manifest(files: list[LoraFile], copy: str | None, epochs: int | None) -> dict[str, object]:
@@ -46,8 +47,13 @@ def finish_summary(
     escalation: str | None,
     started_at: float | None,
     link_final: bool,
+    warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    running: bool = False,
+    interrupted: Interruption | None = None,
+    write: bool = True,
 ) -> RunSummary:
-    """Collect files and TensorBoard scalars, write summary.json and manifest.json."""
+    """Collect files and TensorBoard scalars; write summary.json and manifest.json (`write`)."""
     run = rundir.RunDir(run_dir)
     files = lora_files(plan.output.dir, plan.output.name, plan.output.save_model_as, started_at)
     copy = None
@@ -66,6 +72,13 @@ def finish_summary(
         files=files,
         tensorboard=read_scalars(run.logging_dir),
         final_copy=copy,
+        running=running,
+        interrupted=interrupted,
+    )
+    summary = replace(
+        summary,
+        warnings=(*summary.warnings, *warnings),
+        notes=(*summary.notes, *notes),
     )
     resume = plan.launch.extra.get("resume")
     if isinstance(resume, str):
@@ -74,15 +87,24 @@ def finish_summary(
     if link_final and summary.outcome == "succeeded":
         copy = epoch_copy(files, plan, summary.epochs_done)
         summary = replace(summary, final_copy=copy)
-    run.write_json(rundir.MANIFEST, manifest(files, copy, summary.epochs_done))
-    run.write_json(rundir.SUMMARY, summary.to_json())
+    if write:
+        run.write_json(rundir.MANIFEST, manifest(files, copy, summary.epochs_done))
+        run.write_json(rundir.SUMMARY, summary.to_json())
     return summary
 
 
 def summary_from_disk(run_dir: Path) -> RunSummary:
-    """Rebuild a run's summary from train.log, the TensorBoard events and the files on disk."""
+    """Rebuild a run's summary from train.log, the TensorBoard events and the files on disk.
+
+    A run kohya-plan supervises now is "running" (its progress so far; nothing is written);
+    one whose kohya-plan died before the trainer ended is "interrupted" (written once the
+    trainer is gone too); a run that ended under kohya-plan is rebuilt as it was.
+    """
+    from kohya_plan.run.control import live_status
+
     run = rundir.RunDir(run_dir).require_made()
-    if not run.log.is_file():
+    live = live_status(run)
+    if not run.log.is_file() and not live.launched:
         msg = (
             f"{run.path} has no {rundir.LOG}: it was never launched "
             f"(`kohya-plan launch {run.path}`)"
@@ -95,14 +117,32 @@ def summary_from_disk(run_dir: Path) -> RunSummary:
     started = exit_info.get("started_at")
     reason = exit_info.get("stop_reason")
     escalation = exit_info.get("escalation")
+    interrupted = None
+    if live.interrupted:
+        interrupted = Interruption(
+            trainer_pid=live.trainer_pid,
+            trainer_running=live.trainer_alive,
+            trainer_exit_status=live.trainer_exit_status,
+            stopped_by_guardian=live.stopped_by_guardian,
+        )
     return finish_summary(
         run.path,
         plan,
-        replay_file(run.log),
+        replay_file(run.log) if run.log.is_file() else RunState(),
         exit_status=status if isinstance(status, int) else None,
         wall_s=float(wall) if isinstance(wall, (int, float)) else None,
         stop_reason=reason if isinstance(reason, str) else None,
         escalation=escalation if isinstance(escalation, str) else None,
         started_at=float(started) if isinstance(started, (int, float)) else None,
         link_final=False,
+        warnings=_strings(exit_info.get("warnings")),
+        notes=_strings(exit_info.get("notes")),
+        running=live.running,
+        interrupted=interrupted,
+        # Only a run that is over is written down: a running one writes its own at the end.
+        write=not live.running and not live.trainer_alive and not live.locked,
     )
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
