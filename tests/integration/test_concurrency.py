@@ -65,3 +65,23 @@ def test_the_lock_is_free_again_after_a_run(tmp_path: Path, run_cli) -> None:
     assert run_cli("launch", plan, "--quiet").exit_code == 0
     again = run_cli("launch", plan, "--quiet", "--overwrite")
     assert again.exit_code == 0, again.output
+
+
+def test_overwrite_never_changes_another_runs_epoch_copy(tmp_path: Path, run_cli) -> None:
+    final = tmp_path / "out" / "testlora.safetensors"
+    # Run one: 2 epochs (stdout has the epoch lines, stderr the rest, as merged in a real run),
+    # its final file, and kohya-plan's T29 copy testlora-000002.
+    merged = tmp_path / "merged.log"
+    merged.write_bytes(
+        BASIC_LOG.with_name("run1_basic.stdout.txt").read_bytes() + BASIC_LOG.read_bytes()
+    )
+    fake_project(tmp_path, "--replay", str(merged), "--write", f"{final}=run one")
+    assert run_cli("launch", tmp_path / "plan.toml", "--quiet").exit_code == 0
+    copy = tmp_path / "out" / "testlora-000002.safetensors"
+    assert copy.read_bytes() == b"run one"
+    # Run two, allowed to overwrite: sd-scripts rewrites testlora.safetensors in place, then
+    # the run fails (no epoch copy of its own). Run one's epoch-2 file must stay run one's.
+    fake_project(tmp_path, "--write", f"{final}=run two", "--exit-code", "1")
+    assert run_cli("launch", tmp_path / "plan.toml", "--quiet", "--overwrite").exit_code == 3
+    assert final.read_bytes() == b"run two"
+    assert copy.read_bytes() == b"run one"
