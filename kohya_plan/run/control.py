@@ -130,7 +130,9 @@ def stop_local(run: RunDir, *, now: bool = False) -> str:
         )
     if status.trainer_alive and status.trainer_pid is not None:
         # Neither kohya-plan nor its guardian is left (both killed): the trainer alone.
-        os.kill(status.trainer_pid, signal.SIGKILL if now else signal.SIGINT)
+        os.kill(
+            status.trainer_pid, getattr(signal, "SIGKILL", signal.SIGTERM) if now else signal.SIGINT
+        )
         pid = status.trainer_pid
         return f"kohya-plan and its guardian are gone; signalled the trainer (pid {pid})"
     if not status.launched:

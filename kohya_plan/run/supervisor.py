@@ -497,8 +497,7 @@ class Supervisor:
         self._reap_tracked()
         self._ended = True
         self._hard_deadline = float("inf")
-        if self._escalation is None or self._escalation != "killed":
-            self._escalation = "killed"
+        self._escalation = "killed"
 
     def _reap_tracked(self) -> None:
         """Reap tracked processes that became kohya-plan's zombies (orphans of a dead guardian)."""
