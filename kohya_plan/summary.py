@@ -183,13 +183,13 @@ def interruption_cause(info: Interruption) -> Cause:
             by = "kohya-plan's guardian stopped it the graceful way; "
         advice = (
             f"the trainer is no longer running: {by}it ended with exit status "
-            f"{info.trainer_exit_status}; the files it saved are listed above "
+            f"{info.trainer_exit_status}; what it saved is listed above "
             "(`kohya-plan launch PLAN --resume` continues from the newest saved state)"
         )
     else:
         advice = (
             "the trainer is no longer running, and its end was not recorded (a power loss or a "
-            "reboot?); the files it saved are listed above"
+            "reboot?); what it saved is listed above"
         )
     return Cause("kohya_plan_gone", "kohya-plan stopped before the trainer ended", (), advice)
 

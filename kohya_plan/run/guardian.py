@@ -105,6 +105,7 @@ class Guardian:
         self.events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self.me = psutil.Process()
         self.trainer: subprocess.Popen[bytes] | None = None
+        self.trainer_created: float | None = None
         self.level = 0
         self.interrupted_outsiders = False
         self.deadline = 0.0
@@ -145,9 +146,12 @@ class Guardian:
     def record(self, **extra: Any) -> None:
         if not self.record_path or self.trainer is None:
             return
+        if self.trainer_created is None:
+            # Once, while it runs: after its end the pid is gone (and may be reused).
+            self.trainer_created = _create_time(self.trainer.pid)
         data = {
             "pid": self.trainer.pid,
-            "create_time": _create_time(self.trainer.pid),
+            "create_time": self.trainer_created,
             "guardian_pid": os.getpid(),
             "guardian_create_time": self.me.create_time(),
             "started_at": self.started_at,
@@ -230,7 +234,7 @@ class Guardian:
         self.report(
             event="started",
             pid=pid,
-            create_time=_create_time(pid),
+            create_time=self.trainer_created,
             guardian_pid=os.getpid(),
         )
         self.note(f"trainer started (pid {pid})")

@@ -85,6 +85,7 @@ def test_sigkill_of_kohya_plan_stops_the_trainer_and_reads_interrupted(
     assert b"grandchild: saved" in log
     record = read_json(run_dir / "trainer.json")
     assert (record["ended"], record["exit_status"], record["supervisor_gone"]) == (True, 130, True)
+    assert record["create_time"] == trainer["create_time"] > 0  # kept from its start
 
     summary = _summary(run_cli, run_dir)
     assert summary["outcome"] == "interrupted"
