@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from kohya_plan import __version__, rundir
 from kohya_plan.checks import run_checks
 from kohya_plan.checks.report import CheckReport
-from kohya_plan.errors import LaunchError
+from kohya_plan.errors import LaunchError, PlanError
 from kohya_plan.inputs.inspect import gather_facts
+from kohya_plan.inputs.paths import unusable_paths
 from kohya_plan.inputs.trainer import locate_python, locate_sd_scripts
 from kohya_plan.loading import load_plan, validate_plan
 from kohya_plan.options import sd_scripts_commit
@@ -58,6 +59,9 @@ def check_validated(
     plan: Plan, plan_path: Path, *, hardware: bool = False, vram_gib: float | None = None
 ) -> CheckReport:
     """Check a validated plan against its data on disk."""
+    unusable = unusable_paths(plan, plan_path.parent)
+    if unusable:
+        raise PlanError(unusable)  # nothing can be read through these paths
     facts = gather_facts(plan, plan_path.parent, hardware=hardware, vram_gib=vram_gib)
     return CheckReport(plan_path, plan, facts, run_checks(plan, facts))
 

@@ -222,6 +222,27 @@ FLUX_SWAP_OFFLOAD = _rule(
 FLUX_CHROMA = _rule(
     "flux-chroma", "error", "sd-scripts", "a setting Chroma does not support", waivable=False
 )
+PATH_UNUSABLE = _rule(
+    "path-unusable",
+    "error",
+    "plan",
+    "a path the OS cannot look up (name too long, link loop)",
+    waivable=False,
+)
+FOLDER_NOT_WRITABLE = _rule(
+    "folder-not-writable",
+    "error",
+    "sd-scripts",
+    "a folder the run writes is read-only",
+    waivable=False,
+)
+NAME_TOO_LONG = _rule(
+    "name-too-long",
+    "error",
+    "sd-scripts",
+    "output.name too long for the file names made from it",
+    waivable=False,
+)
 # Advice: printed, never blocking.
 STEPS_RANGE = _rule("steps-range", "advice", "T6", "total steps outside 1000-2000")
 IMAGE_COUNT = _rule("image-count", "advice", "T7", "images outside 20-50")

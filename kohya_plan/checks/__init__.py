@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from kohya_plan.checks import (
     dataset,
     family,
+    filesystem,
     hardware,
     memory,
     model,
@@ -64,6 +65,8 @@ CHECKS: tuple[Check, ...] = (
     dataset.check_keep_tokens,
     training.check_steps,
     dataset.check_reg,
+    filesystem.check_writable,
+    filesystem.check_name_length,
     setup.check_sd_scripts,
     hardware.check_hardware,
     memory.check_vram,

@@ -90,6 +90,17 @@ class ModelFileFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteTarget:
+    """A folder kohya-plan or sd-scripts will write into, and whether it can (found without
+    writing: the nearest existing folder's permissions and file system)."""
+
+    field: str
+    path: Path
+    problem: str | None = None
+    name_max: int = 255
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the checks need besides the plan."""
 
@@ -110,3 +121,4 @@ class Facts:
     """The family's other model files (FLUX.1: ae, clip_l, t5xxl) as found."""
     vram_gib: float | None = None
     """GPU memory to plan for (`check --vram`), else None (the detected GPU's is used)."""
+    write_targets: tuple[WriteTarget, ...] = ()

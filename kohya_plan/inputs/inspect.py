@@ -18,7 +18,9 @@ from kohya_plan.inputs.facts import (
     ParentFacts,
     ResolvedSubset,
     StepFacts,
+    WriteTarget,
 )
+from kohya_plan.inputs.paths import write_target
 from kohya_plan.inputs.trainer import locate_sd_scripts
 from kohya_plan.steps.buckets import BucketError
 from kohya_plan.steps.count import DatasetSpec, SubsetImages, batches_per_epoch, total_steps
@@ -270,7 +272,25 @@ def gather_facts(
         sd_scripts_found=(sd_scripts / plan.script_name).is_file(),
         steps=compute_steps(plan, folders),
         hardware=_detect_hardware(plan) if hardware else None,
+        write_targets=write_targets(plan, plan_dir),
     )
+
+
+def write_targets(plan: Plan, plan_dir: Path) -> tuple[WriteTarget, ...]:
+    """The folders a run writes: output.dir (sd-scripts), the runs folder (`make`), and the
+    tokenizer cache when `make` still has to fill it."""
+    from kohya_plan.inputs import hub
+    from kohya_plan.inputs.hub.tokenizers import TOKENIZERS, tokenizer_ready
+
+    targets = [
+        write_target("output.dir", plan.output.dir),
+        write_target("output.runs_dir", plan.runs_dir(plan_dir)),
+    ]
+    cache = plan.model.tokenizer_cache_dir or hub.default_tokenizer_cache()
+    sources = TOKENIZERS.get(plan.model.family, ())
+    if not all(tokenizer_ready(cache / source.folder) for source in sources):
+        targets.append(write_target("model.tokenizer_cache_dir", cache))
+    return tuple(targets)
 
 
 def _detect_hardware(plan: Plan) -> Hardware:
