@@ -6,12 +6,18 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from kohya_plan import rundir
-from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, LaunchError
+from kohya_plan.errors import (
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TRAINING_FAILED,
+    LaunchError,
+    os_error_text,
+)
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import existing_outputs, latest_state
 from kohya_plan.planning import check_plan, locate_trainer, make_run
@@ -244,20 +250,23 @@ def run(
     stop_reason = result.stop_reason
     if stopping and stop_reason is not None:
         stop_reason = "nan"
-    folder.write_json(
-        rundir.EXIT,
-        {
-            "started_at": started_at,
-            "argv": prepared.argv,
-            "finished": True,
-            "exit_status": result.returncode,
-            "wall_s": result.duration_s,
-            "stop_reason": stop_reason,
-            "escalation": result.escalation,
-            # Supervision overhead: kohya-plan's own CPU time vs the trainer tree's.
-            **_usage_delta(usage_before, _usage()),
-        },
-    )
+    ended = {
+        "started_at": started_at,
+        "argv": prepared.argv,
+        "finished": True,
+        "exit_status": result.returncode,
+        "wall_s": result.duration_s,
+        "stop_reason": stop_reason,
+        "escalation": result.escalation,
+        # Supervision overhead: kohya-plan's own CPU time vs the trainer tree's.
+        **_usage_delta(usage_before, _usage()),
+    }
+    unsaved: list[str] = []
+    try:
+        folder.write_json(rundir.EXIT, ended)
+    except OSError as exc:  # a full disk at the end must not hide the run's result
+        why, fix = os_error_text(exc)
+        unsaved.append(f"{folder / rundir.EXIT} was not written: {why} — {fix}")
     summary = finish_summary(
         folder.path,
         prepared.plan,
@@ -270,6 +279,8 @@ def run(
         link_final=True,
     )
     write_report_quietly(prepared.run_dir)
+    if unsaved:
+        summary = replace(summary, warnings=(*unsaved, *summary.warnings))
     return summary
 
 
