@@ -27,6 +27,7 @@ from kohya_plan.render.command import (
 from kohya_plan.render.config_toml import render_config_toml, render_prompts
 from kohya_plan.render.dataset_toml import render_dataset_toml
 from kohya_plan.render.plan_toml import dump_plan
+from kohya_plan.render.toml_text import comment_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -91,7 +92,7 @@ class RenderedRun:
 
 def _header(report: CheckReport, what: str) -> str:
     return (
-        f"{what}, made by kohya-plan {__version__} from {report.plan_path}\n"
+        f"{what}, made by kohya-plan {__version__} from {comment_text(str(report.plan_path))}\n"
         f"for kohya-ss/sd-scripts {sd_scripts_commit()[:10]}. Do not edit: change the plan and "
         "run `kohya-plan make` again."
     )

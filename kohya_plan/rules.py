@@ -229,6 +229,13 @@ PATH_UNUSABLE = _rule(
     "a path the OS cannot look up (name too long, link loop)",
     waivable=False,
 )
+NAME_NOT_UTF8 = _rule(
+    "name-not-utf8",
+    "error",
+    "sd-scripts",
+    "a folder name that is not UTF-8 (no TOML file can name it)",
+    waivable=False,
+)
 FOLDER_NOT_WRITABLE = _rule(
     "folder-not-writable",
     "error",

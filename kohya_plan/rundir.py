@@ -234,8 +234,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_json_atomic(path: Path, data: object) -> Path:
-    """Write ``data`` as indented UTF-8 JSON, atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write ``data`` as indented UTF-8 JSON, atomically.
+
+    A file name that is not UTF-8 (a lone surrogate in Python) is kept as a ``\\udcXX``
+    escape, which JSON allows and reads back to the same string.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, ensure_ascii=True)
+    return write_text_atomic(path, text + "\n")
 
 
 def next_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from kohya_plan import rules
+from kohya_plan.inputs.paths import not_utf8_finding, undecodable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -108,6 +109,9 @@ def check_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
     for folder in facts.folders:
         field = _folder_field(plan, folder)
         where = folder.subset.image_dir
+        if undecodable(where):
+            yield not_utf8_finding(field, where)
+            continue
         if not folder.exists:
             yield rules.DATASET_MISSING.finding(field, f"{where} does not exist", "check the path")
             continue

@@ -44,9 +44,28 @@ def plan_paths(plan: Plan, plan_dir: Path) -> list[tuple[str, Path]]:
     for field, value in found:
         if value is None:
             continue
+        if field in ("model.base", "model.vae") and _hub_ref(str(value), plan_dir):
+            continue
         path = Path(value).expanduser()
         paths.append((field, path if path.is_absolute() else plan_dir / path))
     return paths
+
+
+def undecodable(path: Path | str) -> bool:
+    """Whether a path holds bytes that are not UTF-8 (Python shows them as lone surrogates):
+    TOML is UTF-8, so sd-scripts' dataset and config files cannot name such a folder."""
+    return any(0xDC80 <= ord(char) <= 0xDCFF for char in str(path))
+
+
+def not_utf8_finding(field: str, path: Path | str) -> Finding:
+    """The error for a path :func:`undecodable` refuses."""
+    shown = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    return rules.NAME_NOT_UTF8.finding(
+        field,
+        f"{shown} has a name that is not valid UTF-8, and the TOML files sd-scripts reads can "
+        "only hold UTF-8",
+        "rename the folder (e.g. with `convmv -f <its encoding> -t utf8`)",
+    )
 
 
 def name_max(folder: Path) -> int:
@@ -79,14 +98,30 @@ def existing_anchor(path: Path) -> tuple[Path, list[str]]:
         anchor = anchor.parent
 
 
+def _hub_ref(value: str, plan_dir: Path) -> bool:
+    from kohya_plan.inputs.hub import is_hub_ref
+
+    if not is_hub_ref(value):
+        return False
+    try:
+        return not (plan_dir / value).exists()
+    except (OSError, ValueError):
+        return True
+
+
 def unusable_paths(plan: Plan, plan_dir: Path) -> list[Finding]:
     """A finding for each plan path the OS refuses to look up (too long, a link loop).
 
     A name too long for the file system is found whether or not its folder exists yet: the
     names below the nearest existing folder are measured against that folder's limit.
     """
+    if undecodable(plan_dir):  # every path beside the plan would say the same
+        return [not_utf8_finding("plan", plan_dir)]
     findings: list[Finding] = []
     for field, path in plan_paths(plan, plan_dir):
+        if undecodable(path):
+            findings.append(not_utf8_finding(field, path))
+            continue
         try:
             anchor, missing = existing_anchor(path)
         except OSError as exc:
