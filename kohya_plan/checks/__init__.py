@@ -61,6 +61,7 @@ CHECKS: tuple[Check, ...] = (
     family.check_family_rules,
     dataset.check_parents,
     dataset.check_folders,
+    dataset.check_duplicate_folders,
     dataset.check_image_counts,
     dataset.check_keep_tokens,
     training.check_steps,
