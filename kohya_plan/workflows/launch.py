@@ -10,17 +10,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kohya_plan import rundir
+from kohya_plan import rules, rundir
 from kohya_plan.errors import (
     EXIT_OK,
     EXIT_STOPPED,
     EXIT_TRAINING_FAILED,
     LaunchError,
+    PlanError,
     os_error_text,
 )
+from kohya_plan.findings import blocking
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import existing_outputs, latest_state
-from kohya_plan.planning import check_plan, locate_trainer, make_run
+from kohya_plan.planning import check_plan, check_validated, locate_trainer, make_run
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.trainlog.events import Event, Failure, RunState
 from kohya_plan.trainlog.records import LogParser
@@ -71,12 +73,23 @@ class PreparedRun:
         return cls(rendered.run_dir, plan, list(launch.argv), launch.cwd, dict(launch.env))
 
 
-def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> PreparedRun:
-    """A plan file → a new run folder (via `make`); a run folder → itself, if never launched."""
+def prepare(
+    target: Path,
+    overrides: Iterable[str],
+    options: LaunchOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> PreparedRun:
+    """A plan file → a new run folder (via `make`); a run folder → itself, if never launched.
+
+    Either way every image is decoded first (`check --deep`, reusing the verdicts of images
+    unchanged since the last deep check; ``progress(done, total)`` follows it): a damaged
+    image would otherwise stop sd-scripts only when it loads it, possibly hours in.
+    """
     target = target.expanduser().absolute()
     overrides = list(overrides)
     if not target.is_dir():
-        return _make_from_plan(target, overrides, options)
+        return _make_from_plan(target, overrides, options, progress)
     run = rundir.RunDir(target)
     if overrides or options.resume or options.resume_from:
         msg = (
@@ -92,6 +105,10 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         )
         raise LaunchError(msg)
     plan = load_plan(run.plan)
+    deep = check_validated(plan, run.plan, deep="cached", progress=progress)
+    damaged = [f for f in blocking(deep.findings) if f.id == rules.IMAGE_CORRUPT.id]
+    if damaged:
+        raise PlanError(damaged)
     launch = run.read_json(rundir.LAUNCH) or {}
     prepared = PreparedRun(
         run_dir=run.path,
@@ -106,8 +123,13 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
     return prepared
 
 
-def _make_from_plan(target: Path, overrides: list[str], options: LaunchOptions) -> PreparedRun:
-    base = check_plan(target, overrides)
+def _make_from_plan(
+    target: Path,
+    overrides: list[str],
+    options: LaunchOptions,
+    progress: Callable[[int, int], None] | None,
+) -> PreparedRun:
+    base = check_plan(target, overrides, deep="cached", progress=progress)
     base.raise_if_blocked()
     state = options.resume_from
     if options.resume and state is None:
