@@ -283,13 +283,6 @@ def _unmake(made: list[Path]) -> None:
             path.rmdir()  # only if still empty: another `make` may be using it
 
 
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # e.g. a name too long to even look up
-        return False
-
-
 def _cannot(action: str, exc: OSError, path: object, fix: str) -> str:
     why, how = os_error_text(exc)
     return f"cannot {action} {path}: {why} — {how}{fix}"
@@ -307,8 +300,10 @@ def creating(runs_dir: Path, name: str) -> Iterator[RunDir]:
     """
     made: list[Path] = []
     path = runs_dir
+    parents_done = False
     try:
         made = _make_parents(runs_dir)
+        parents_done = True
         while True:
             path = next_run_dir(runs_dir, name)
             try:
@@ -318,14 +313,14 @@ def creating(runs_dir: Path, name: str) -> Iterator[RunDir]:
                 continue  # made meanwhile by another `make`
     except OSError as exc:
         _unmake(made)
-        if exc.errno == errno.ENAMETOOLONG and _is_dir(runs_dir):
+        if exc.errno == errno.ENAMETOOLONG and parents_done:
             msg = (
                 f"cannot create a run folder in {runs_dir}: its name would be too long for "
                 f"the file system — shorten output.name ({len(os.fsencode(name))} bytes; run "
                 "folders are named <name>-YYYYmmdd-HHMMSS)"
             )
             raise RunDirError(msg) from None
-        where = "the run folder in" if _is_dir(runs_dir) else "the runs folder"
+        where = "the run folder in" if parents_done else "the runs folder"
         msg = _cannot(f"create {where}", exc, runs_dir, " (output.runs_dir)")
         raise RunDirError(msg) from None
     try:

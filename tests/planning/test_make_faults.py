@@ -210,3 +210,14 @@ def test_nul_and_control_characters_in_plan_values(
     assert f"{field}: contains" in result.output
     assert "Traceback" not in result.output
     assert _leftovers(plan.parent) == []
+
+
+def test_a_run_folder_name_too_long_is_a_clear_error(tmp_path: Path) -> None:
+    """What `make` says if the file system refuses the run folder's name (check usually says
+    it first: name-too-long)."""
+    with pytest.raises(rundir.RunDirError) as caught, rundir.creating(tmp_path / "runs", "n" * 250):
+        pass
+    text = str(caught.value)
+    assert "its name would be too long for the file system" in text
+    assert "shorten output.name (250 bytes" in text
+    assert not (tmp_path / "runs").exists()
