@@ -1,6 +1,6 @@
 """Hostile folder names: whatever a folder is called, `make` exits 0 or 2 (never a traceback,
 nothing written on 2), and every file it renders reads back, with both sd-scripts' reader
-(toml 0.10.2) and tomllib, to exactly the paths on disk.
+(toml 0.10.2) and tomllib (kohya_plan.loading), to exactly the paths on disk.
 
 The names land in TOML strings (image_dir, class_tokens, output_dir, …) and, through the plan
 file's path, in the comment that opens every file, where a line break would end the comment
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 import toml
-import tomllib
 from click.testing import CliRunner
 from helpers import base_plan, make_images, write_plan
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +24,7 @@ from hypothesis import strategies as st
 
 from kohya_plan import rundir
 from kohya_plan.cli import cli
+from kohya_plan.loading import loads_toml
 from kohya_plan.render.dataset_toml import header_lines
 from kohya_plan.render.toml_text import comment_text
 
@@ -76,7 +76,7 @@ def _assert_reads_back(result: Result, project: Path, images: Path, data_folder:
     assert run.parent == project / "runs"
     for name in (rundir.DATASET, rundir.CONFIG, rundir.PLAN, rundir.PLAN_SOURCE):
         text = (run / name).read_text(encoding="utf-8")
-        ours, theirs = tomllib.loads(text), toml.loads(text)
+        ours, theirs = loads_toml(text), toml.loads(text)
         assert ours == theirs, name
     dataset = toml.loads((run / rundir.DATASET).read_text(encoding="utf-8"))
     (subset,) = dataset["datasets"][0]["subsets"]
@@ -123,7 +123,7 @@ def test_any_folder_names_give_0_or_2_and_files_that_read_back(
 @pytest.mark.parametrize("name", HOSTILE)
 def test_header_comment_lines_are_comments_to_both_readers(name: str) -> None:
     text = "\n".join(header_lines(f"made from {comment_text(name)}\nsecond line")) + "x = 1\n"
-    assert toml.loads(text) == tomllib.loads(text) == {"x": 1}
+    assert toml.loads(text) == loads_toml(text) == {"x": 1}
 
 
 def _bytes_name_allowed(root: Path) -> bool:
