@@ -360,7 +360,7 @@ def write_targets(plan: Plan, plan_dir: Path) -> tuple[WriteTarget, ...]:
     ]
     cache = plan.model.tokenizer_cache_dir or hub.default_tokenizer_cache()
     sources = TOKENIZERS.get(plan.model.family, ())
-    if not all(tokenizer_ready(cache / source.folder) for source in sources):
+    if not all(tokenizer_ready(cache / source.folder, source) for source in sources):
         targets.append(write_target("model.tokenizer_cache_dir", cache))
     return tuple(targets)
 

@@ -31,6 +31,9 @@ def plan_paths(plan: Plan, plan_dir: Path) -> list[tuple[str, Path]]:
     found: list[tuple[str, Path | str | None]] = [
         ("model.base", model.base),
         ("model.vae", model.vae),
+        ("model.ae", model.ae),
+        ("model.clip_l", model.clip_l),
+        ("model.t5xxl", model.t5xxl),
         ("model.tokenizer_cache_dir", model.tokenizer_cache_dir),
         ("dataset.train_dir", ds.train_dir),
         ("dataset.reg_dir", ds.reg_dir),
@@ -44,7 +47,11 @@ def plan_paths(plan: Plan, plan_dir: Path) -> list[tuple[str, Path]]:
     for field, value in found:
         if value is None:
             continue
-        if field in ("model.base", "model.vae") and _hub_ref(str(value), plan_dir):
+        if (
+            field.startswith("model.")
+            and field != "model.tokenizer_cache_dir"
+            and _hub_ref(str(value), plan_dir)
+        ):
             continue
         path = Path(value).expanduser()
         paths.append((field, path if path.is_absolute() else plan_dir / path))

@@ -32,13 +32,13 @@ class ModelSection(Section):
     )
     vae: PlainText | None = Field(None, description="Replacement VAE (file, folder or repo id).")
     v_parameterization: bool = Field(False, description="The model predicts v (v-pred models).")
-    ae: str | None = Field(
+    ae: PlainText | None = Field(
         None, description="FLUX.1: the AutoEncoder, one .safetensors file (local or Hub)."
     )
-    clip_l: str | None = Field(
+    clip_l: PlainText | None = Field(
         None, description="FLUX.1: the CLIP-L text encoder, one .safetensors file (local or Hub)."
     )
-    t5xxl: str | None = Field(
+    t5xxl: PlainText | None = Field(
         None, description="FLUX.1: the T5-XXL text encoder, one .safetensors file (local or Hub)."
     )
 
