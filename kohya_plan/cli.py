@@ -232,12 +232,18 @@ def rules_command() -> None:
     metavar="GIB",
     help="Plan for a GPU with this much memory (GiB): what to set for the plan to fit.",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also decode every image with Pillow, as sd-scripts will (finds damaged files).",
+)
 def check(
     plan_path: Path,
     overrides: tuple[str, ...],
     as_json: bool,
     no_hardware: bool,
     vram: float | None,
+    deep: bool,
 ) -> None:
     """Validate PLAN against sd-scripts and the tutorial's rules; show the exact steps.
 
@@ -248,13 +254,22 @@ def check(
       kohya-plan check plan.toml
       kohya-plan check plan.toml --set network.dim=32 --json
       kohya-plan check flux.toml --vram 12
+      kohya-plan check plan.toml --deep
     """
     from kohya_plan import display
     from kohya_plan.checks.report import failed_report_json
     from kohya_plan.planning import check_plan
 
     try:
-        report = check_plan(plan_path, overrides, hardware=not no_hardware, vram_gib=vram)
+        with display.decode_progress(deep) as progress:
+            report = check_plan(
+                plan_path,
+                overrides,
+                hardware=not no_hardware,
+                vram_gib=vram,
+                deep="full" if deep else None,
+                progress=progress,
+            )
     except PlanError as exc:
         if not as_json:
             raise
@@ -481,7 +496,8 @@ def launch(
         stop_on_stall=stop_on_stall,
         trust_edited=trust_edited,
     )
-    prepared = prepare(target, overrides, options)
+    with display.decode_progress(not quiet) as progress:
+        prepared = prepare(target, overrides, options, progress=progress)
     if prepared.edited_launch:
         import shlex
 

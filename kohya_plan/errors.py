@@ -11,6 +11,7 @@ Exit codes by kind (documented in the README and `kohya-plan --help`):
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,3 +50,34 @@ class LaunchError(KohyaPlanError):
     """The trainer could not be started, or must not be (e.g. it would overwrite files)."""
 
     exit_code = EXIT_USAGE
+
+
+# What a failed file-system call means to a person, and what they can do about it. The path
+# is named by the caller (it knows which plan key chose it); these give the why and the fix.
+_OS_WHY = {
+    "EACCES": ("permission is denied", "make it writable for you, or choose another folder"),
+    "EPERM": ("the operation is not permitted", "make it writable for you, or choose another"),
+    "EROFS": ("the file system is read-only", "choose a folder on a writable disk"),
+    "ENOSPC": (
+        "the disk is full",
+        "free some space on it (`df -h` shows how much is left), or choose a folder on another "
+        "disk",
+    ),
+    "EDQUOT": ("your disk quota is used up", "free some space, or choose another disk"),
+    "ENAMETOOLONG": (
+        "a name in it is too long for the file system",
+        "use a shorter name (most file systems allow 255 bytes per name)",
+    ),
+    "ELOOP": ("it runs into a symbolic-link loop", "fix the links"),
+    "ENOTDIR": ("a part of it is a file, not a folder", "move that file or choose another path"),
+    "EEXIST": ("something of that name is already there", "choose another name"),
+    "EIO": ("the disk reported an input/output error", "check the disk (dmesg, SMART)"),
+}
+
+
+def os_error_text(exc: OSError) -> tuple[str, str]:
+    """``(why, fix)`` for a file-system error, in words; unknown errors keep their own text."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    if name in _OS_WHY:
+        return _OS_WHY[name]
+    return (exc.strerror or str(exc) or type(exc).__name__, "check the path and try again")

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from kohya_plan import __version__, rundir
 from kohya_plan.checks import run_checks
 from kohya_plan.checks.report import CheckReport
-from kohya_plan.errors import LaunchError
-from kohya_plan.inputs.inspect import gather_facts
+from kohya_plan.errors import LaunchError, PlanError
+from kohya_plan.inputs.inspect import DeepMode, gather_facts
+from kohya_plan.inputs.paths import unusable_paths
 from kohya_plan.inputs.trainer import locate_python, locate_sd_scripts
 from kohya_plan.loading import load_plan, validate_plan
 from kohya_plan.options import sd_scripts_commit
@@ -26,6 +27,7 @@ from kohya_plan.render.command import (
 from kohya_plan.render.config_toml import render_config_toml, render_prompts
 from kohya_plan.render.dataset_toml import render_dataset_toml
 from kohya_plan.render.plan_toml import dump_plan
+from kohya_plan.render.toml_text import comment_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -40,12 +42,20 @@ def check_plan(
     *,
     hardware: bool = False,
     vram_gib: float | None = None,
+    deep: DeepMode | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Load, validate and check a plan file against its data (and this machine's hardware, or
-    a GPU of `vram_gib` GiB: `check --vram`)."""
+    a GPU of `vram_gib` GiB: `check --vram`).
+
+    ``deep``: also decode every image ("full", `check --deep`) or what changed since the last
+    deep check ("cached", `launch`); ``progress(done, total)`` follows the decoding.
+    """
     plan_path = plan_path.expanduser().absolute()
     plan = load_plan(plan_path, overrides)
-    return check_validated(plan, plan_path, hardware=hardware, vram_gib=vram_gib)
+    return check_validated(
+        plan, plan_path, hardware=hardware, vram_gib=vram_gib, deep=deep, progress=progress
+    )
 
 
 def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
@@ -55,10 +65,26 @@ def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:
 
 
 def check_validated(
-    plan: Plan, plan_path: Path, *, hardware: bool = False, vram_gib: float | None = None
+    plan: Plan,
+    plan_path: Path,
+    *,
+    hardware: bool = False,
+    vram_gib: float | None = None,
+    deep: DeepMode | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Check a validated plan against its data on disk."""
-    facts = gather_facts(plan, plan_path.parent, hardware=hardware, vram_gib=vram_gib)
+    unusable = unusable_paths(plan, plan_path.parent)
+    if unusable:
+        raise PlanError(unusable)  # nothing can be read through these paths
+    facts = gather_facts(
+        plan,
+        plan_path.parent,
+        hardware=hardware,
+        vram_gib=vram_gib,
+        deep=deep,
+        progress=progress,
+    )
     return CheckReport(plan_path, plan, facts, run_checks(plan, facts))
 
 
@@ -87,7 +113,7 @@ class RenderedRun:
 
 def _header(report: CheckReport, what: str) -> str:
     return (
-        f"{what}, made by kohya-plan {__version__} from {report.plan_path}\n"
+        f"{what}, made by kohya-plan {__version__} from {comment_text(str(report.plan_path))}\n"
         f"for kohya-ss/sd-scripts {sd_scripts_commit()[:10]}. Do not edit: change the plan and "
         "run `kohya-plan make` again."
     )

@@ -147,6 +147,33 @@ UNREADABLE_IMAGE = _rule(
 DUPLICATE_STEMS = _rule(
     "duplicate-stems", "error", "sd-scripts", "two images share one caption file"
 )
+IMAGE_TOO_LARGE = _rule(
+    "image-too-large",
+    "error",
+    "sd-scripts",
+    "image over twice Pillow's pixel limit: DecompressionBombError",
+    waivable=False,
+)
+IMAGE_CORRUPT = _rule(
+    "image-corrupt",
+    "error",
+    "sd-scripts",
+    "image data Pillow cannot decode (check --deep)",
+    waivable=False,
+)
+BLANK_CAPTION = _rule(
+    "blank-caption", "error", "sd-scripts", "caption is whitespace only: trained with none"
+)
+LOOSE_IMAGES = _rule(
+    "loose-images", "error", "T3", "images in train_dir beside its N_name folders are not read"
+)
+DUPLICATE_FOLDER = _rule(
+    "duplicate-folder",
+    "error",
+    "sd-scripts",
+    "one folder listed twice, or as train and reg",
+    waivable=False,
+)
 IMAGE_SIZE_NO_BUCKET = _rule(
     "image-size-no-bucket", "error", "sd-scripts", "image size vs resolution, no buckets"
 )
@@ -222,6 +249,34 @@ FLUX_SWAP_OFFLOAD = _rule(
 FLUX_CHROMA = _rule(
     "flux-chroma", "error", "sd-scripts", "a setting Chroma does not support", waivable=False
 )
+PATH_UNUSABLE = _rule(
+    "path-unusable",
+    "error",
+    "plan",
+    "a path the OS cannot look up (name too long, link loop)",
+    waivable=False,
+)
+NAME_NOT_UTF8 = _rule(
+    "name-not-utf8",
+    "error",
+    "sd-scripts",
+    "a folder name that is not UTF-8 (no TOML file can name it)",
+    waivable=False,
+)
+FOLDER_NOT_WRITABLE = _rule(
+    "folder-not-writable",
+    "error",
+    "sd-scripts",
+    "a folder the run writes is read-only",
+    waivable=False,
+)
+NAME_TOO_LONG = _rule(
+    "name-too-long",
+    "error",
+    "sd-scripts",
+    "output.name too long for the file names made from it",
+    waivable=False,
+)
 # Advice: printed, never blocking.
 STEPS_RANGE = _rule("steps-range", "advice", "T6", "total steps outside 1000-2000")
 IMAGE_COUNT = _rule("image-count", "advice", "T7", "images outside 20-50")
@@ -241,6 +296,14 @@ TE_LR_ZERO = _rule(
 PROMPTS_UNUSED = _rule("prompts-unused", "advice", "T24", "prompts without a sampling schedule")
 REG_UNUSED = _rule("reg-unused", "advice", "sd-scripts", "more reg images than training images")
 SKIPPED_FILES = _rule("skipped-files", "advice", "sd-scripts", "files sd-scripts will not read")
+IMAGE_LARGE = _rule(
+    "image-large", "advice", "sd-scripts", "image over Pillow's pixel limit: a warning, much RAM"
+)
+CAPTION_BOM = _rule("caption-bom", "advice", "sd-scripts", "caption file starts with a BOM")
+ORPHAN_CAPTIONS = _rule("orphan-captions", "advice", "sd-scripts", "caption files without image")
+NESTED_FOLDERS = _rule(
+    "nested-folders", "advice", "sd-scripts", "images in folders sd-scripts does not read"
+)
 SD_SCRIPTS_MISSING = _rule("sd-scripts-missing", "advice", "setup", "sd-scripts not found")
 # Hardware advice (this machine: the one `check` runs on).
 GPU_BATCH_SIZE = _rule("gpu-batch-size", "advice", "T9", "batch size vs GPU memory")

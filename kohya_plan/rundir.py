@@ -11,6 +11,7 @@ the way out. Stdlib only; it sits at the bottom of the house so that every stage
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.errors import UsageError
+from kohya_plan.errors import UsageError, os_error_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -272,15 +273,41 @@ class RunDir:
         return write_text_atomic(self.path / name, text)
 
 
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _write_file(path: Path, data: bytes, *, exclusive: bool, sync: bool) -> None:
+    """Every byte of ``data`` into ``path`` through ``os.write`` (one place for the disk to fail).
+
+    ``exclusive``: a new file only (FileExistsError otherwise), never an overwrite.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | _O_BINARY | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    finally:
+        os.close(fd)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same error (same class, by errno) with ``path`` as its file name."""
+    return OSError(exc.errno, exc.strerror, os.fspath(path))
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary sibling, then rename it over ``path`` (never half a file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_file(tmp, text.encode("utf-8"), exclusive=False, sync=True)
         tmp.replace(path)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -288,8 +315,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_json_atomic(path: Path, data: object) -> Path:
-    """Write ``data`` as indented UTF-8 JSON, atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write ``data`` as indented UTF-8 JSON, atomically.
+
+    A file name that is not UTF-8 (a lone surrogate in Python) is kept as a ``\\udcXX``
+    escape, which JSON allows and reads back to the same string.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, ensure_ascii=True)
+    return write_text_atomic(path, text + "\n")
 
 
 def next_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
@@ -303,27 +339,85 @@ def next_run_dir(runs_dir: Path, name: str, now: float | None = None) -> Path:
     return candidate
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; the folders it created, outermost first (to undo a failed make)."""
+    missing: list[Path] = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    made: list[Path] = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # made meanwhile by another `make`
+        made.append(path)
+    return made
+
+
+def _unmake(made: list[Path]) -> None:
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only if still empty: another `make` may be using it
+
+
+def _cannot(action: str, exc: OSError, path: object, fix: str) -> str:
+    why, how = os_error_text(exc)
+    return f"cannot {action} {path}: {why} — {how}{fix}"
+
+
 @contextlib.contextmanager
 def creating(runs_dir: Path, name: str) -> Iterator[RunDir]:
     """A NEW, empty run folder for the block to fill; removed again if the block fails.
 
     The folder appears with an exclusive ``mkdir``, so two `make` in the same second get two
     folders and an existing folder is never reused. If anything in the block raises (a full
-    disk, a read-only folder, Ctrl-C), everything in the folder is removed with it: a failed
-    `make` leaves no half-written run folder behind.
+    disk, a read-only folder, Ctrl-C), everything in the folder is removed with it, and so are
+    the folders above it that this call created: a failed `make` leaves nothing behind. A
+    file-system error becomes a RunDirError (exit 2) naming the path, the cause and the fix.
     """
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    while True:
-        path = next_run_dir(runs_dir, name)
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            continue  # made meanwhile by another `make`
+    made: list[Path] = []
+    path = runs_dir
+    parents_done = False
+    try:
+        made = _make_parents(runs_dir)
+        parents_done = True
+        while True:
+            path = next_run_dir(runs_dir, name)
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue  # made meanwhile by another `make`
+    except OSError as exc:
+        _unmake(made)
+        if exc.errno == errno.ENAMETOOLONG and parents_done:
+            msg = (
+                f"cannot create a run folder in {runs_dir}: its name would be too long for "
+                f"the file system — shorten output.name ({len(os.fsencode(name))} bytes; run "
+                "folders are named <name>-YYYYmmdd-HHMMSS)"
+            )
+            raise RunDirError(msg) from None
+        where = "the run folder in" if parents_done else "the runs folder"
+        msg = _cannot(f"create {where}", exc, runs_dir, " (output.runs_dir)")
+        raise RunDirError(msg) from None
     try:
         yield RunDir(path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(path, ignore_errors=True)
+        _unmake(made)
+        if isinstance(exc, OSError):
+            target = exc.filename if exc.filename is not None else path
+            msg = _cannot(
+                "write",
+                exc,
+                target,
+                f" (output.runs_dir); nothing was kept ({path} was removed)",
+            )
+            raise RunDirError(msg) from exc
         raise
 
 
@@ -341,12 +435,10 @@ def fill(
     presence marks a complete run folder.
     """
     for file_name, text in files.items():
-        with (run.path / file_name).open("x", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        _write_file(run.path / file_name, text.encode("utf-8"), exclusive=True, sync=False)
     if (run.path / COMMAND_SH).exists():
         (run.path / COMMAND_SH).chmod(0o755)
-    with (run.path / PLAN_SOURCE).open("xb") as raw:
-        raw.write(source)
+    _write_file(run.path / PLAN_SOURCE, source, exclusive=True, sync=False)
     run.write_json(CHECK, check)
     digest = launch_digest(list(launch["argv"]), str(launch["cwd"]), dict(launch["env"]))
     run.write_json(LAUNCH, {**launch, "digest": digest})

@@ -103,6 +103,16 @@ def no_managed_installation(
     return home
 
 
+@pytest.fixture(autouse=True)
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """kohya-plan's own cache (the deep check's verdicts) in a fresh folder, not the user's."""
+    cache = tmp_path_factory.mktemp("kohya-plan-cache")
+    monkeypatch.setenv("KOHYA_PLAN_CACHE_DIR", str(cache))
+    return cache
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

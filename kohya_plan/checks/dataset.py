@@ -6,6 +6,8 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from kohya_plan import rules
+from kohya_plan.inputs.paths import not_utf8_finding, undecodable
+from kohya_plan.inputs.scan import PIL_MAX_IMAGE_PIXELS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -83,7 +85,17 @@ def check_parents(plan: Plan, facts: Facts) -> Iterator[Finding]:
                 "N_name folders (T3)",
                 fix,
             )
-        elif parent.repeat_folders == 0 and not parent.ignored_folders:
+        elif parent.direct_images:
+            n = parent.direct_images
+            yield rules.LOOSE_IMAGES.finding(
+                field,
+                f"{n} image{'s' if n > 1 else ''} lie in {parent.path} itself, beside its N_name "
+                "folders; sd-scripts reads only the N_name folders (as kohya-plan's dataset.toml "
+                "lists them), so these are not trained",
+                f"move them into an N_name folder (e.g. {parent.path / '1_extra'}), or waive "
+                "loose-images to leave them out on purpose",
+            )
+        if parent.repeat_folders == 0 and not parent.ignored_folders and not parent.direct_images:
             yield rules.DATASET_NO_FOLDERS.finding(
                 field,
                 f"{parent.path} has no N_name folders, so sd-scripts finds no data (and exits 0)",
@@ -105,9 +117,17 @@ def check_parents(plan: Plan, facts: Facts) -> Iterator[Finding]:
 
 def check_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
     ext = plan.dataset.caption_extension
+    seen: set[str] = set()
     for folder in facts.folders:
         field = _folder_field(plan, folder)
         where = folder.subset.image_dir
+        if folder.exists and folder.real_path:
+            if folder.real_path in seen:
+                continue  # the same images again: check_duplicate_folders says so, once
+            seen.add(folder.real_path)
+        if undecodable(where):
+            yield not_utf8_finding(field, where)
+            continue
         if not folder.exists:
             yield rules.DATASET_MISSING.finding(field, f"{where} does not exist", "check the path")
             continue
@@ -140,6 +160,25 @@ def check_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
                 "sd-scripts stops with 'caption file is empty'",
                 "write a caption or delete the empty file",
             )
+        if folder.blank_captions:
+            yield rules.BLANK_CAPTION.finding(
+                field,
+                f"captions whose first line is only whitespace (or only a BOM) in {where.name}: "
+                f"{_names(folder.blank_captions)}; sd-scripts trains these images with an empty "
+                "caption, without the class-token fallback and without a warning",
+                "write the caption on the first line, or waive blank-caption to train them "
+                "without a caption on purpose",
+            )
+        if folder.bom_captions:
+            yield rules.CAPTION_BOM.finding(
+                field,
+                f"caption files in {where.name} start with a UTF-8 BOM "
+                f"({_names(folder.bom_captions)}); sd-scripts keeps it in the caption (it reads "
+                "captions as utf-8, not utf-8-sig) and the CLIP tokenizer drops it, so training "
+                "is the same, but the LoRA's tag counts (ss_tag_frequency) list the first tag "
+                "with the BOM as a tag of its own",
+                "re-save them as UTF-8 without BOM",
+            )
         if folder.non_utf8_captions:
             yield rules.CAPTION_NOT_UTF8.finding(
                 field,
@@ -151,6 +190,36 @@ def check_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
                 field,
                 f"cannot read the image size of {_names(folder.unreadable)} in {where.name}",
                 "re-save or remove these files",
+            )
+        for name, pixels in folder.large_images:
+            limit = PIL_MAX_IMAGE_PIXELS
+            if pixels > 2 * limit:
+                yield rules.IMAGE_TOO_LARGE.finding(
+                    field,
+                    f"{name} in {where.name} has {pixels:,} pixels, over twice Pillow's limit "
+                    f"of {limit:,}: sd-scripts stops with DecompressionBombError when it loads "
+                    "it (while caching latents, or in the first epoch)",
+                    "downscale it (sd-scripts resizes every image to its bucket anyway)",
+                )
+            else:
+                yield rules.IMAGE_LARGE.finding(
+                    field,
+                    f"{name} in {where.name} has {pixels:,} pixels, over Pillow's limit of "
+                    f"{limit:,}: sd-scripts trains it, with a DecompressionBombWarning, and "
+                    f"needs about {pixels * 3 / 2**20:,.0f} MiB of RAM each time it loads it",
+                    "downscale it (sd-scripts resizes every image to its bucket anyway)",
+                )
+        if folder.decode_errors:
+            name, error = folder.decode_errors[0]
+            more = len(folder.decode_errors) - 1
+            others = f" (and {_names(tuple(n for n, _ in folder.decode_errors[1:]))})"
+            yield rules.IMAGE_CORRUPT.finding(
+                field,
+                f"Pillow cannot decode {name} in {where.name}: {error}"
+                + (others if more else "")
+                + "; sd-scripts stops with this error when it loads the image (while caching "
+                "latents, or in the middle of an epoch)",
+                "replace or re-save the file (it is cut short or damaged)",
             )
         if folder.duplicate_stems:
             yield rules.DUPLICATE_STEMS.finding(
@@ -164,6 +233,59 @@ def check_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
                 field,
                 f"sd-scripts will not read {_names(folder.skipped_files)} in {where.name}",
                 "convert them to .png/.jpg, or use a lower-case extension",
+            )
+        if folder.orphan_captions:
+            yield rules.ORPHAN_CAPTIONS.finding(
+                field,
+                f"caption files without an image in {where.name}: "
+                f"{_names(folder.orphan_captions)}; sd-scripts ignores them",
+                "add the image as .png/.jpg/.jpeg/.webp/.bmp, or delete the caption",
+            )
+        for name, count in folder.nested:
+            yield rules.NESTED_FOLDERS.finding(
+                field,
+                f"{where.name}/{name} holds {count} image{'s' if count > 1 else ''} that "
+                f"sd-scripts does not read: it reads only the images directly in {where.name}",
+                f"move them up into {where.name}, or make the folder a subset of its own (an "
+                "N_name folder in train_dir, or [[dataset.subsets]])",
+            )
+
+
+def _kind(folder: FolderFacts) -> str:
+    kind = "regularization" if folder.subset.is_reg else "training"
+    return f"{kind} images, {folder.subset.repeats} repeats"
+
+
+def check_duplicate_folders(plan: Plan, facts: Facts) -> Iterator[Finding]:
+    """sd-scripts drops a subset whose image_dir string it has seen (DreamBoothSubset.__eq__)
+    and cannot tell two spellings of one folder apart, which it then reads twice."""
+    first: dict[str, FolderFacts] = {}
+    for folder in facts.folders:
+        if not folder.exists:
+            continue
+        seen = first.setdefault(folder.real_path, folder)
+        if seen is folder:
+            continue
+        field = _folder_field(plan, folder)
+        a, b = seen.subset.image_dir, folder.subset.image_dir
+        if str(a) == str(b):
+            yield rules.DUPLICATE_FOLDER.finding(
+                field,
+                f"{b} is listed twice ({_kind(seen)}; then {_kind(folder)}): sd-scripts keeps "
+                "the first and ignores the second ('ignore duplicated subset')",
+                "list the folder once (more repeats: a higher N in its name, or repeats = N)",
+            )
+        else:
+            both = (
+                "as training and as regularization images"
+                if seen.subset.is_reg != folder.subset.is_reg
+                else f"twice ({seen.subset.repeats} + {folder.subset.repeats} repeats)"
+            )
+            yield rules.DUPLICATE_FOLDER.finding(
+                field,
+                f"{b} is the same folder as {a} (a link or another spelling); sd-scripts does not "
+                f"notice and reads its images {both}",
+                "list the folder once; regularization images belong in a folder of their own",
             )
 
 

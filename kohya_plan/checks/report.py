@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from kohya_plan.errors import PlanError
@@ -122,6 +122,7 @@ class CheckReport:
                 },
             },
             "hardware": self.facts.hardware.to_json() if self.facts.hardware else None,
+            "deep": None if self.facts.deep is None else asdict(self.facts.deep),
             "sd_scripts": {
                 "path": str(self.facts.sd_scripts) if self.facts.sd_scripts else None,
                 "found": self.facts.sd_scripts_found,

@@ -5,6 +5,7 @@ view of a running trainer.
 """
 
 from kohya_plan.display.console import ERR, OUT, error, plain, problems, raw, warning
+from kohya_plan.display.decoding import decode_progress
 from kohya_plan.display.live import LiveView, PlainView, run_view
 from kohya_plan.display.setup import (
     diagnoses,
@@ -29,6 +30,7 @@ __all__ = [
     "LiveView",
     "PlainView",
     "check_report",
+    "decode_progress",
     "diagnoses",
     "error",
     "findings",

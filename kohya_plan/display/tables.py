@@ -117,6 +117,19 @@ def check_report(report: CheckReport) -> None:
         + f") + ~{memory['cuda_context_gib']:g} GiB CUDA context — an estimate, not yet "
         "checked on a GPU"
     )
+    deep = facts.deep
+    if deep is not None:
+        cached = deep.images - deep.decoded
+        rate = (
+            f", {deep.decoded / deep.seconds:,.0f} images/s"
+            if deep.seconds and deep.decoded
+            else ""
+        )
+        _out.print(
+            f"Deep check: {deep.images} images decoded with Pillow {deep.pillow} "
+            f"({deep.decoded} now on {deep.workers} threads in {deep.seconds:.1f} s{rate}, "
+            f"{cached} unchanged since the last check)"
+        )
     findings(report.findings)
     if report.ok:
         _out.print(Text("✓ plan is ready for `kohya-plan make`", style="bold green"))

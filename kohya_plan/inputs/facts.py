@@ -43,6 +43,19 @@ class FolderFacts:
     duplicate_stems: tuple[str, ...] = ()
     skipped_files: tuple[str, ...] = ()
     caption_heads: tuple[tuple[str, ...], ...] = ()
+    blank_captions: tuple[str, ...] = ()
+    bom_captions: tuple[str, ...] = ()
+    orphan_captions: tuple[str, ...] = ()
+    nested: tuple[tuple[str, int], ...] = ()
+    """Folders inside it that hold images sd-scripts does not read: (name, images)."""
+    large_images: tuple[tuple[str, int], ...] = ()
+    """Images over Pillow's decompression-bomb limit: (name, pixels)."""
+    real_path: str = ""
+    """The folder with links resolved (to find one folder listed twice)."""
+    decode_errors: tuple[tuple[str, str], ...] = ()
+    """Images Pillow cannot decode (`check --deep`): (name, Pillow's error)."""
+    image_names: tuple[str, ...] = ()
+    """Every image sd-scripts reads here, in its order."""
 
     @property
     def captions(self) -> int:
@@ -90,6 +103,30 @@ class ModelFileFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class DeepStats:
+    """What `check --deep` did: images judged, how many decoded now (the rest were cached)."""
+
+    images: int
+    decoded: int
+    seconds: float
+    workers: int
+    pillow: str
+    cache: str | None
+    """The folder of the verdict cache (None: it could not be written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTarget:
+    """A folder kohya-plan or sd-scripts will write into, and whether it can (found without
+    writing: the nearest existing folder's permissions and file system)."""
+
+    field: str
+    path: Path
+    problem: str | None = None
+    name_max: int = 255
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the checks need besides the plan."""
 
@@ -110,3 +147,5 @@ class Facts:
     """The family's other model files (FLUX.1: ae, clip_l, t5xxl) as found."""
     vram_gib: float | None = None
     """GPU memory to plan for (`check --vram`), else None (the detected GPU's is used)."""
+    write_targets: tuple[WriteTarget, ...] = ()
+    deep: DeepStats | None = None

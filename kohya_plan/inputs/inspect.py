@@ -6,11 +6,14 @@ every rule stays pure. It reads headers and listings only, never whole images or
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from kohya_plan.inputs import scan
 from kohya_plan.inputs.facts import (
+    DeepStats,
     Facts,
     FolderFacts,
     ModelFileFacts,
@@ -18,13 +21,15 @@ from kohya_plan.inputs.facts import (
     ParentFacts,
     ResolvedSubset,
     StepFacts,
+    WriteTarget,
 )
+from kohya_plan.inputs.paths import write_target
 from kohya_plan.inputs.trainer import locate_sd_scripts
 from kohya_plan.steps.buckets import BucketError
 from kohya_plan.steps.count import DatasetSpec, SubsetImages, batches_per_epoch, total_steps
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from kohya_plan.inputs.hardware import Hardware
     from kohya_plan.plan import Plan
@@ -170,28 +175,53 @@ def scan_subset(plan: Plan, subset: ResolvedSubset) -> FolderFacts:
     suffix = plan.family.latent_cache_suffix
     result = scan.scan_folder(subset.image_dir, str(extension), latent_cache_suffix=suffix)
     if not result.exists or not result.is_dir:
-        return FolderFacts(subset, exists=False, images=0, sizes=())
+        return FolderFacts(
+            subset, exists=False, images=0, sizes=(), real_path=str(subset.image_dir)
+        )
     images = result.images
     state = scan.CaptionState
 
     def named(*states: scan.CaptionState) -> tuple[str, ...]:
         return tuple(i.name for i in images if i.caption in states)
 
+    limit = scan.PIL_MAX_IMAGE_PIXELS
     return FolderFacts(
         subset=subset,
         exists=True,
         images=len(images),
         sizes=tuple(size for i in images if (size := i.effective_size) is not None),
         missing_captions=named(state.MISSING),
-        empty_captions=named(state.EMPTY, state.BLANK),
+        empty_captions=named(state.EMPTY),
         non_utf8_captions=named(state.NOT_UTF8, state.UNREADABLE),
         unreadable=tuple(i.name for i in images if i.effective_size is None),
         duplicate_stems=tuple(" / ".join(group) for group in result.duplicate_stems),
-        skipped_files=(
-            result.wrong_case + result.unsupported + result.hidden_images + result.not_files
-        ),
+        # not_files (a folder or a broken link named like an image) are globbed and crash
+        # sd-scripts: they are among the unreadable ones, not the skipped ones
+        skipped_files=result.wrong_case + result.unsupported + result.hidden_images,
         caption_heads=tuple(i.caption_tokens for i in images if i.caption is state.OK),
+        blank_captions=named(state.BLANK),
+        bom_captions=tuple(i.name for i in images if i.caption_bom),
+        orphan_captions=result.orphan_captions,
+        nested=tuple(
+            (name, n)
+            for name in result.subfolders
+            if (n := scan.count_images(subset.image_dir / name, besides=subset.image_dir))
+        ),
+        large_images=tuple(
+            (i.name, pixels)
+            for i in images
+            if i.size is not None and (pixels := max(1, i.size[0]) * max(1, i.size[1])) > limit
+        ),
+        real_path=_real_path(subset.image_dir),
+        image_names=tuple(i.name for i in images),
     )
+
+
+def _real_path(path: Path) -> str:
+    try:
+        return os.path.normcase(os.path.realpath(path))
+    except (OSError, ValueError):
+        return str(path)
 
 
 def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | None:
@@ -244,17 +274,31 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
     )
 
 
+DeepMode = Literal["full", "cached"]
+"""`check --deep` decodes every image ("full"); `launch` only what changed ("cached")."""
+
+
 def gather_facts(
-    plan: Plan, plan_dir: Path, *, hardware: bool = False, vram_gib: float | None = None
+    plan: Plan,
+    plan_dir: Path,
+    *,
+    hardware: bool = False,
+    vram_gib: float | None = None,
+    deep: DeepMode | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Facts:
     """Everything the checks need from the disk (and, with `hardware`, this machine);
-    `vram_gib` is the GPU memory to plan for (`check --vram`)."""
+    `vram_gib` is the GPU memory to plan for (`check --vram`). With ``deep``, every image is
+    also decoded with Pillow (``progress(done, total)``)."""
     kind, ref = model_kind(plan, plan_dir)
     detected, problem = detect_model(kind, ref)
     files, file_shape = model_file_facts(plan, plan_dir)
     shape = {**file_shape, **model_shape(kind, ref, detected)}
     subsets, parents = resolve_subsets(plan)
     folders = tuple(scan_subset(plan, s) for s in subsets)
+    stats = None
+    if deep is not None:
+        folders, stats = _decode(folders, reuse=deep == "cached", progress=progress)
     sd_scripts = locate_sd_scripts(plan)
     return Facts(
         model_kind=kind,
@@ -270,7 +314,55 @@ def gather_facts(
         sd_scripts_found=(sd_scripts / plan.script_name).is_file(),
         steps=compute_steps(plan, folders),
         hardware=_detect_hardware(plan) if hardware else None,
+        write_targets=write_targets(plan, plan_dir),
+        deep=stats,
     )
+
+
+def _decode(
+    folders: tuple[FolderFacts, ...],
+    *,
+    reuse: bool,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[tuple[FolderFacts, ...], DeepStats]:
+    """Decode each folder's images once (a folder listed twice is one folder)."""
+    from kohya_plan.inputs.decode import deep_check
+
+    limit = 2 * scan.PIL_MAX_IMAGE_PIXELS
+    jobs: dict[str, tuple[Path, list[str]]] = {}
+    for folder in folders:
+        if not folder.exists or folder.real_path in jobs:
+            continue
+        # headers sd-scripts cannot read, and bombs Pillow refuses, are errors already
+        skip = set(folder.unreadable) | {n for n, pixels in folder.large_images if pixels > limit}
+        names = [n for n in folder.image_names if n not in skip]
+        jobs[folder.real_path] = (folder.subset.image_dir, names)
+    problems, stats = deep_check(jobs.values(), reuse=reuse, progress=progress)
+    by_real = {real: problems.get(path, ()) for real, (path, _names) in jobs.items()}
+    return (
+        tuple(
+            replace(f, decode_errors=by_real.get(f.real_path, ())) if f.exists else f
+            for f in folders
+        ),
+        stats,
+    )
+
+
+def write_targets(plan: Plan, plan_dir: Path) -> tuple[WriteTarget, ...]:
+    """The folders a run writes: output.dir (sd-scripts), the runs folder (`make`), and the
+    tokenizer cache when `make` still has to fill it."""
+    from kohya_plan.inputs import hub
+    from kohya_plan.inputs.hub.tokenizers import TOKENIZERS, tokenizer_ready
+
+    targets = [
+        write_target("output.dir", plan.output.dir),
+        write_target("output.runs_dir", plan.runs_dir(plan_dir)),
+    ]
+    cache = plan.model.tokenizer_cache_dir or hub.default_tokenizer_cache()
+    sources = TOKENIZERS.get(plan.model.family, ())
+    if not all(tokenizer_ready(cache / source.folder, source) for source in sources):
+        targets.append(write_target("model.tokenizer_cache_dir", cache))
+    return tuple(targets)
 
 
 def _detect_hardware(plan: Plan) -> Hardware:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 BASE_DIR_KEY = "base_dir"
 
@@ -15,6 +15,36 @@ class Section(BaseModel):
     """A plan section: unknown keys are errors, values are frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def control_character_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a file name or path as written (a NUL byte, a control character).
+
+    No file system takes a NUL byte (the OS refuses the call); other control characters are
+    allowed by some but break the files written for sd-scripts and the terminal showing them.
+    """
+    for index, char in enumerate(text):
+        code = ord(char)
+        if code == 0:
+            return (
+                f"contains a NUL byte (\\x00, at position {index}), which no file system allows "
+                "in a name — remove it"
+            )
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            return (
+                f"contains the control character {char!r} (at position {index}), which breaks "
+                "the files written for sd-scripts — write it without (and rename the file or "
+                "folder that has it)"
+            )
+    return None
+
+
+def _no_control_characters(value: Any) -> Any:
+    if isinstance(value, (str, Path)):
+        problem = control_character_problem(str(value))
+        if problem is not None:
+            raise ValueError(problem)
+    return value
 
 
 def resolve_path(value: Path, info: ValidationInfo) -> Path:
@@ -33,8 +63,12 @@ def resolve_path_or_none(value: Path | None, info: ValidationInfo) -> Path | Non
     return None if value is None else resolve_path(value, info)
 
 
-PlanPath = Annotated[Path, AfterValidator(resolve_path)]
-OptionalPlanPath = Annotated[Path | None, AfterValidator(resolve_path_or_none)]
+PlanPath = Annotated[Path, BeforeValidator(_no_control_characters), AfterValidator(resolve_path)]
+OptionalPlanPath = Annotated[
+    Path | None, BeforeValidator(_no_control_characters), AfterValidator(resolve_path_or_none)
+]
+PlainText = Annotated[str, BeforeValidator(_no_control_characters)]
+"""A string that names a file, folder or program: no NUL byte, no control character."""
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]

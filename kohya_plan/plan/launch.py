@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import ExtraValue, OptionalPlanPath, PositiveInt, Section
+from kohya_plan.plan.common import (
+    ExtraValue,
+    OptionalPlanPath,
+    PlainText,
+    PositiveInt,
+    Section,
+)
 
 
 class LaunchSection(Section):
@@ -17,7 +23,7 @@ class LaunchSection(Section):
             "checkout's vendor/sd-scripts, else the one `kohya-plan setup` installed."
         ),
     )
-    python: str | None = Field(
+    python: PlainText | None = Field(
         None, description="Interpreter with sd-scripts' requirements (may be another venv)."
     )
     num_processes: PositiveInt = Field(1, description="Processes (GPUs) for accelerate.")

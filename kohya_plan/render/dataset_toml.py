@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kohya_plan.render.toml_text import TomlValue, toml_table
+from kohya_plan.render.toml_text import TomlValue, comment_text, toml_table
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,5 +52,6 @@ def render_dataset_toml(plan: Plan, subsets: Sequence[ResolvedSubset], header: s
 
 
 def header_lines(header: str) -> list[str]:
-    """Comment lines that open every rendered file."""
-    return [f"# {line}" if line else "#" for line in header.splitlines()] + [""]
+    """Comment lines that open every rendered file: one per ``\\n`` of ``header``, anything
+    else a comment cannot hold escaped (a path may bring any character)."""
+    return [f"# {comment_text(line)}" if line else "#" for line in header.split("\n")] + [""]

@@ -35,6 +35,23 @@ def toml_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _visible(char: str) -> str:
+    code = ord(char)
+    if char == "\t":
+        return char
+    if code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029" or 0xD800 <= code < 0xE000:
+        return char.encode("unicode_escape").decode("ascii")
+    return char
+
+
+def comment_text(text: str) -> str:
+    """``text`` for one TOML comment line: control characters (line breaks too), C1 controls,
+    line separators and undecodable bytes (lone surrogates) as visible escapes (``\\n``,
+    ``\\x1b``, ``\\udcff``), since TOML forbids them in comments and a line break would end
+    the comment; tomllib and toml 0.10.2 then read the file the same."""
+    return "".join(_visible(char) for char in text)
+
+
 def toml_key(key: str) -> str:
     """A bare key where TOML allows one, else a quoted key."""
     return key if _BARE_KEY.match(key) else toml_string(key)

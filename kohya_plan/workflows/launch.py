@@ -7,12 +7,20 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kohya_plan import rundir
-from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, LaunchError
+from kohya_plan import rules, rundir
+from kohya_plan.errors import (
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TRAINING_FAILED,
+    LaunchError,
+    PlanError,
+    os_error_text,
+)
+from kohya_plan.findings import blocking
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import (
     OUTPUT_LOCK,
@@ -23,7 +31,7 @@ from kohya_plan.outputs import (
     latest_state,
     read_state,
 )
-from kohya_plan.planning import check_plan, locate_trainer, make_run
+from kohya_plan.planning import check_plan, check_validated, locate_trainer, make_run
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.run.identity import alive, identity
 from kohya_plan.run.locks import Busy, Lock, acquire, holder
@@ -99,12 +107,23 @@ class PreparedRun:
             lock.release()
 
 
-def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> PreparedRun:
-    """A plan file → a new run folder (via `make`); a run folder → itself, if never launched."""
+def prepare(
+    target: Path,
+    overrides: Iterable[str],
+    options: LaunchOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> PreparedRun:
+    """A plan file → a new run folder (via `make`); a run folder → itself, if never launched.
+
+    Either way every image is decoded first (`check --deep`, reusing the verdicts of images
+    unchanged since the last deep check; ``progress(done, total)`` follows it): a damaged
+    image would otherwise stop sd-scripts only when it loads it, possibly hours in.
+    """
     target = target.expanduser().absolute()
     overrides = list(overrides)
     if not target.is_dir():
-        return _make_from_plan(target, overrides, options)
+        return _make_from_plan(target, overrides, options, progress)
     run = rundir.RunDir(target)
     if overrides or options.resume or options.resume_from:
         msg = (
@@ -115,13 +134,18 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
     run.require_made()
     run_lock = lock_run_dir(run)
     try:
-        return _prepare_run_dir(run, options, run_lock)
+        return _prepare_run_dir(run, options, run_lock, progress)
     except BaseException:
         run_lock.release()
         raise
 
 
-def _prepare_run_dir(run: rundir.RunDir, options: LaunchOptions, run_lock: Lock) -> PreparedRun:
+def _prepare_run_dir(
+    run: rundir.RunDir,
+    options: LaunchOptions,
+    run_lock: Lock,
+    progress: Callable[[int, int], None] | None,
+) -> PreparedRun:
     target = run.path
     if run.was_launched():
         msg = (
@@ -131,6 +155,10 @@ def _prepare_run_dir(run: rundir.RunDir, options: LaunchOptions, run_lock: Lock)
         raise LaunchError(msg)
     plan = load_plan(run.plan)
     launch = run.read_launch(trust_edited=options.trust_edited)
+    deep = check_validated(plan, run.plan, deep="cached", progress=progress)
+    damaged = [f for f in blocking(deep.findings) if f.id == rules.IMAGE_CORRUPT.id]
+    if damaged:
+        raise PlanError(damaged)
     output_lock = lock_output(plan, run.path)
     prepared = PreparedRun(
         run_dir=run.path,
@@ -151,8 +179,13 @@ def _prepare_run_dir(run: rundir.RunDir, options: LaunchOptions, run_lock: Lock)
     return prepared
 
 
-def _make_from_plan(target: Path, overrides: list[str], options: LaunchOptions) -> PreparedRun:
-    base = check_plan(target, overrides)
+def _make_from_plan(
+    target: Path,
+    overrides: list[str],
+    options: LaunchOptions,
+    progress: Callable[[int, int], None] | None,
+) -> PreparedRun:
+    base = check_plan(target, overrides, deep="cached", progress=progress)
     base.raise_if_blocked()
     state = options.resume_from
     if options.resume and state is None:
@@ -501,7 +534,12 @@ def _run(
             **_usage_delta(usage_before, _usage()),
         }
     )
-    folder.write_json(rundir.EXIT, record)
+    unsaved: list[str] = []
+    try:
+        folder.write_json(rundir.EXIT, record)
+    except OSError as exc:  # a full disk at the end must not hide the run's result
+        why, fix = os_error_text(exc)
+        unsaved.append(f"{folder / rundir.EXIT} was not written: {why} — {fix}")
     summary = finish_summary(
         folder.path,
         prepared.plan,
@@ -516,6 +554,8 @@ def _run(
         notes=tracker.notes,
     )
     write_report_quietly(prepared.run_dir)
+    if unsaved:
+        summary = replace(summary, warnings=(*unsaved, *summary.warnings))
     return summary
 
 

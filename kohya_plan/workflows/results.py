@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kohya_plan import rundir
-from kohya_plan.errors import LaunchError
+from kohya_plan.errors import LaunchError, os_error_text
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import epoch_copy, lora_files
 from kohya_plan.summary import Interruption, LoraFile, RunSummary, resume_note, summarize
@@ -84,13 +84,40 @@ def finish_summary(
     if isinstance(resume, str):
         by_step = "initial_epoch" not in plan.launch.extra
         summary = replace(summary, notes=(*summary.notes, resume_note(resume, by_step=by_step)))
+    unsaved: list[str] = []
     if link_final and summary.outcome == "succeeded":
-        copy = epoch_copy(files, plan, summary.epochs_done)
+        try:
+            copy = epoch_copy(files, plan, summary.epochs_done)
+        except OSError as exc:
+            why, fix = os_error_text(exc)
+            unsaved.append(
+                f"the final file was not also saved under its epoch's name (T29): {why} "
+                f"({exc.filename or plan.output.dir}) — {fix}; the final file itself is complete"
+            )
         summary = replace(summary, final_copy=copy)
-    if write:
+    if not write:
+        return replace(summary, warnings=(*unsaved, *summary.warnings))
+    # A full or read-only disk at the very end must not hide what the run did: the summary is
+    # still returned (and shown), with what could not be written and how to write it again.
+    try:
         run.write_json(rundir.MANIFEST, manifest(files, copy, summary.epochs_done))
+    except OSError as exc:
+        unsaved.append(_not_written(run, rundir.MANIFEST, exc))
+    summary = replace(summary, warnings=(*unsaved, *summary.warnings))
+    try:
         run.write_json(rundir.SUMMARY, summary.to_json())
+    except OSError as exc:
+        unsaved.append(_not_written(run, rundir.SUMMARY, exc))
+        summary = replace(summary, warnings=(unsaved[-1], *summary.warnings))
     return summary
+
+
+def _not_written(run: rundir.RunDir, name: str, exc: OSError) -> str:
+    why, fix = os_error_text(exc)
+    return (
+        f"{run / name} was not written: {why} — {fix}, then `kohya-plan summary {run.path}` "
+        "writes it again (the LoRA files are not affected)"
+    )
 
 
 def summary_from_disk(run_dir: Path) -> RunSummary:

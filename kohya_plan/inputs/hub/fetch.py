@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kohya_plan.errors import LaunchError
+from kohya_plan.errors import LaunchError, os_error_text
 from kohya_plan.inputs.checkpoint import (
     CHECKPOINT_SUFFIXES,
     CheckpointError,
@@ -166,7 +166,12 @@ class Context:
         if _is_network(exc):
             return self.not_cached(what, hint, exc)
         if isinstance(exc, OSError):
-            return self.fail(f"could not store {what} in {self.cache}: {_detail(exc)}.")
+            why, fix = os_error_text(exc)
+            return self.fail(
+                f"could not store {what} in the Hugging Face cache {self.cache}: {why} "
+                f"({_detail(exc)}) — {fix}, or set HF_HOME (or HF_HUB_CACHE) to a writable "
+                "folder."
+            )
         raise exc
 
 

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kohya_plan.errors import LaunchError, os_error_text
 from kohya_plan.families import CLIP_L, FAMILIES, SD2_TOKENIZER, TokenizerSource
 from kohya_plan.inputs.hub.cache import hub_cache_dir, is_offline
 from kohya_plan.inputs.hub.fetch import Context, download_hint, is_error, progress_bars
@@ -51,7 +52,16 @@ def resolve_tokenizers(family: str, cache_dir: Path, *, progress: bool = True) -
             continue
         with progress_bars(progress):
             files = _fetch_tokenizer(source, cache)
-        _install_tokenizer(target, files, source)
+        try:
+            _install_tokenizer(target, files, source)
+        except OSError as exc:
+            why, fix = os_error_text(exc)
+            msg = (
+                f"model.tokenizer_cache_dir: cannot store the tokenizer {source.repo_id} in "
+                f"{target}: {why} — {fix}: set model.tokenizer_cache_dir to a writable folder, "
+                "or HF_HOME elsewhere (the default is $HF_HOME/kohya-plan/tokenizers)"
+            )
+            raise LaunchError(msg) from None
     return cache_dir
 
 

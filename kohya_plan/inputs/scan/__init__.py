@@ -5,6 +5,7 @@ from kohya_plan.inputs.scan.folders import (
     FolderScan,
     ImageEntry,
     RepeatFolder,
+    count_images,
     list_repeat_folders,
     parse_repeat_folder_name,
     scan_folder,
@@ -12,16 +13,19 @@ from kohya_plan.inputs.scan.folders import (
 from kohya_plan.inputs.scan.images import (
     IMAGE_EXTENSIONS,
     OTHER_IMAGE_EXTENSIONS,
+    PIL_MAX_IMAGE_PIXELS,
     read_image_size,
 )
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "OTHER_IMAGE_EXTENSIONS",
+    "PIL_MAX_IMAGE_PIXELS",
     "CaptionState",
     "FolderScan",
     "ImageEntry",
     "RepeatFolder",
+    "count_images",
     "list_repeat_folders",
     "parse_repeat_folder_name",
     "read_image_size",

@@ -19,7 +19,8 @@ class CaptionState(str, Enum):
     EMPTY = "empty"
     """Zero-length file: ``AssertionError: caption file is empty``."""
     BLANK = "blank"
-    """First line is whitespace only: trained with an empty caption, no class-token fallback."""
+    """First line is whitespace only (or a BOM): trained with an empty caption, no class-token
+    fallback and no warning."""
     NOT_UTF8 = "not_utf8"
     """``UnicodeDecodeError`` (the whole file is decoded, not only the first line)."""
     UNREADABLE = "unreadable"
@@ -46,14 +47,17 @@ def caption_from_bytes(
     if j >= 0:
         cut = j
     first = text[:cut].strip()
-    # with wildcards every non-blank line counts; they are all blank iff the text is
-    blank = not text.strip() if enable_wildcard else not first
-    if blank:
-        return CaptionState.BLANK, (), False
-    # U+FEFF is not whitespace: sd-scripts keeps a UTF-8 BOM in the caption
-    bom = first.startswith("\ufeff")
+    # U+FEFF is not whitespace: sd-scripts keeps a UTF-8 BOM in the caption (it opens captions
+    # as "utf-8", not "utf-8-sig"); the CLIP tokenizer drops it again
+    bom = text.startswith("\ufeff")
     if bom:
         first = first.lstrip("\ufeff").strip()
+        text = text.lstrip("\ufeff")
+    # with wildcards every non-blank line counts; they are all blank iff the text is. A BOM
+    # alone is a blank caption too: the tokenizer sees nothing.
+    blank = not text.strip() if enable_wildcard else not first
+    if blank:
+        return CaptionState.BLANK, (), bom
     tokens: tuple[str, ...] = ()
     if caption_tokens > 0:
         tokens = tuple(

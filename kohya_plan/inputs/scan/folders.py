@@ -6,7 +6,7 @@ are read by :mod:`.images`, captions judged by :mod:`.captions`. Stdlib only.
 """
 # String paths and os.path on purpose: sd-scripts works on path strings (its caption
 # fallback splits the whole path), and the scan must stay fast.
-# ruff: noqa: PTH113, PTH118, PTH119, PTH120, PTH122, PTH207
+# ruff: noqa: PTH113, PTH116, PTH118, PTH119, PTH120, PTH122, PTH207
 
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ class FolderScan:
     ``unsupported`` (other image formats such as ``.gif``, skipped), ``hidden_images``
     (``.name.png``: glob skips dot files), ``not_files`` (entries matched by the glob
     that are not readable files, e.g. a directory ``x.png``: sd-scripts crashes) and
-    ``orphan_captions`` (caption files without an image).
+    ``orphan_captions`` (caption files without an image), ``subfolders`` (folders in it,
+    dot folders left out: sd-scripts' glob does not look inside them).
     """
 
     path: Path
@@ -108,6 +109,7 @@ class FolderScan:
     hidden_images: tuple[str, ...] = ()
     not_files: tuple[str, ...] = ()
     orphan_captions: tuple[str, ...] = ()
+    subfolders: tuple[str, ...] = ()
     error: str | None = None
 
     @property
@@ -211,6 +213,56 @@ def _is_hidden(name: str) -> bool:
     return name[:1] == "."
 
 
+def _entry_is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows links: a linked folder is a folder
+    except OSError:  # a link loop, a vanished entry
+        return False
+
+
+def count_images(folder: Path, *, besides: Path | None = None, limit: int = 100_000) -> int:
+    """Images sd-scripts' glob would match anywhere below ``folder`` (itself included).
+
+    For folders sd-scripts does NOT read (nested in an image folder): how much is left out.
+    Linked folders are followed, each real folder once (by device and inode), so a link loop
+    ends; ``besides`` (the image folder that holds ``folder``) is never counted, even through
+    a link back up; at most ``limit`` entries are looked at, so a huge tree cannot stall.
+    """
+    exts = tuple(os.path.normcase(e) for e in IMAGE_EXTENSIONS)
+    seen: set[tuple[int, int]] = set()
+    if besides is not None:
+        try:
+            info = os.stat(besides)
+            seen.add((info.st_dev, info.st_ino))
+        except OSError:
+            pass
+    stack = [os.fspath(folder)]
+    found = looked = 0
+    while stack and looked < limit:
+        current = stack.pop()
+        try:
+            info = os.stat(current)
+        except OSError:
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            looked += 1
+            if _is_hidden(entry.name):
+                continue
+            if _entry_is_dir(entry):
+                stack.append(entry.path)
+            elif os.path.normcase(entry.name).endswith(exts):
+                found += 1
+    return found
+
+
 def _latent_cache_sizes(
     image_paths: list[str], npz_paths: list[str]
 ) -> list[tuple[int, int] | None]:
@@ -282,6 +334,7 @@ def scan_folder(
     unsupported: list[str] = []
     hidden: list[str] = []
     npz_names: list[str] = []
+    subfolders: list[str] = []
     with it:
         for entry in it:
             name = entry.name
@@ -291,6 +344,8 @@ def scan_folder(
                 is_file = False
             if is_file:
                 files.add(name)
+            elif not _is_hidden(name) and _entry_is_dir(entry):
+                subfolders.append(name)
             # glob("*.png"): fnmatch on normcase'd names, dot files never match "*"
             if norm(name).endswith(exts):
                 if _is_hidden(name):
@@ -411,6 +466,7 @@ def scan_folder(
         hidden_images=tuple(sorted(hidden)),
         not_files=tuple(sorted(not_files)),
         orphan_captions=orphans,
+        subfolders=tuple(sorted(set(subfolders).difference(image_names))),
     )
 
 

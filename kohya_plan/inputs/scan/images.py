@@ -61,7 +61,11 @@ OTHER_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 _HEAD_SIZE = 4096  # one page: the whole header of PNG/WEBP/BMP/GIF and most JPEGs
 _CHUNK = 4096
 _MAX_JPEG_MARKERS = 100_000  # imagesize loops forever on some corrupt files; we give up
-_PIL_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)  # Image.open's DecompressionBombError
+PIL_MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+"""Pillow's ``Image.MAX_IMAGE_PIXELS`` (89,478,485), which sd-scripts never changes: above it
+``Image.open`` warns (DecompressionBombWarning), above twice it raises DecompressionBombError.
+Pixels are counted as ``max(1, w) * max(1, h)`` (``Image._decompression_bomb_check``)."""
+_PIL_MAX_PIXELS = 2 * PIL_MAX_IMAGE_PIXELS  # Image.open's DecompressionBombError
 O_BINARY = getattr(os, "O_BINARY", 0)
 
 # ----------------------------------------------------------------------------- image sizes
