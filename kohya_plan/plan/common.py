@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationInfo
 
 BASE_DIR_KEY = "base_dir"
 
@@ -36,15 +36,26 @@ def resolve_path_or_none(value: Path | None, info: ValidationInfo) -> Path | Non
 PlanPath = Annotated[Path, AfterValidator(resolve_path)]
 OptionalPlanPath = Annotated[Path | None, AfterValidator(resolve_path_or_none)]
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+# Scalars are strict: the plan means exactly what it says. pydantic's default would read
+# `"32"` as 32, `true` as 1, `"yes"` as true and `1e3` as 1000 without a word; these refuse
+# them and the message says which type was expected. Every scalar field of a section uses one
+# of these (tests/plan/test_strict_types.py walks the schema). Floats accept integers
+# (`learning_rate = 1` is 1.0); lists stay lists (tuple fields accept TOML arrays); paths are
+# written as strings.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]
+
+PositiveInt = Annotated[int, Strict(), Field(gt=0)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
 
 # Values allowed in free-form tables (`network.args`, `optimizer.args`, `launch.extra`):
-# what TOML gives and sd-scripts can take.
-ScalarValue = str | bool | int | float
-ExtraValue = ScalarValue | list[str] | list[int] | list[float]
+# what TOML gives and sd-scripts can take (checked against sd-scripts' option types).
+ScalarValue = Text | Bool | Int | Float
+ExtraValue = ScalarValue | list[Text] | list[Int] | list[Float]
 
 
 def check_key_value_args(value: dict[str, ExtraValue], example: str) -> dict[str, ExtraValue]:
@@ -70,4 +81,4 @@ def check_caption_extension(value: str) -> str:
     return value if value.startswith(".") else "." + value
 
 
-CaptionExtension = Annotated[str, AfterValidator(check_caption_extension)]
+CaptionExtension = Annotated[str, Strict(), AfterValidator(check_caption_extension)]

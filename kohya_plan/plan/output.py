@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import OptionalPlanPath, PlanPath, Section
+from kohya_plan.plan.common import OptionalPlanPath, PlanPath, Section, Text
 
 _FORBIDDEN = set('/\\:*?"<>|')
 
@@ -20,7 +20,7 @@ class OutputSection(Section):
         validate_default=True,
         description="T2: folder for the LoRA files (sd-scripts' output_dir).",
     )
-    name: str = Field(description="T5: model name; files are <name>-000001.safetensors, ...")
+    name: Text = Field(description="T5: model name; files are <name>-000001.safetensors, ...")
     save_precision: Literal["fp16", "bf16", "float"] = Field(
         "fp16", description="dtype of saved files (sd-scripts' default would be fp32)."
     )
@@ -28,7 +28,7 @@ class OutputSection(Section):
     runs_dir: OptionalPlanPath = Field(
         None, description="Where `make` creates run folders (default: runs/ beside the plan)."
     )
-    comment: str | None = Field(None, description="Stored in the LoRA's metadata.")
+    comment: Text | None = Field(None, description="Stored in the LoRA's metadata.")
 
     @field_validator("name")
     @classmethod
