@@ -150,6 +150,13 @@ DUPLICATE_STEMS = _rule(
 IMAGE_SIZE_NO_BUCKET = _rule(
     "image-size-no-bucket", "error", "sd-scripts", "image size vs resolution, no buckets"
 )
+NO_TRAINING_DATA = _rule(
+    "no-training-data",
+    "error",
+    "sd-scripts",
+    "no training image is left to train on",
+    waivable=False,
+)
 EXTRA_OPTION = _rule(
     "extra-option", "error", "sd-scripts", "launch.extra option not usable", waivable=False
 )
