@@ -117,6 +117,9 @@ MODEL_MISSING = _rule(
 MODEL_FAMILY = _rule(
     "model-family", "error", "sd-scripts", "checkpoint is not of model.family", waivable=False
 )
+MODEL_NOT_A_MODEL = _rule(
+    "model-not-a-model", "error", "sd-scripts", "model.base is not a model", waivable=False
+)
 MODEL_UNREADABLE = _rule(
     "model-unreadable", "error", "sd-scripts", "checkpoint file is corrupt", waivable=False
 )
