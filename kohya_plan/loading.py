@@ -137,6 +137,46 @@ def validate_plan(data: Mapping[str, Any], base_dir: Path) -> Plan:
         raise PlanError(problems_from_validation(exc)) from None
 
 
+# What stands in for a required section that did not validate, so that the rest can be checked.
+_STAND_INS: dict[str, dict[str, Any]] = {
+    "model": {"base": "unchecked/unchecked"},
+    "dataset": {"subsets": [{"image_dir": ".kohya-plan-unchecked"}]},
+    "output": {"name": "unchecked"},
+}
+
+
+def partial_plan(data: Mapping[str, Any], base_dir: Path) -> tuple[Plan, frozenset[str]] | None:
+    """The plan with each section that does not validate replaced by a stand-in, and their names.
+
+    So that one broken section does not hide what the others would show (`check` still looks
+    at the dataset when `[network]` has a typo). None when even that does not validate. The
+    stand-ins (defaults, or a placeholder for a required section) must not be checked: only
+    the sections not named broken say anything about the plan.
+    """
+    context = {BASE_DIR_KEY: base_dir}
+    usable: dict[str, Any] = {}
+    broken: set[str] = set()
+    for name, info in Plan.model_fields.items():
+        model = _MODELS.get(name)
+        value = data.get(name)
+        if value is None and not info.is_required():
+            continue  # the section's defaults
+        try:
+            if model is None or value is None:
+                raise ValueError(name)
+            model.model_validate(value, context=context)
+        except (ValidationError, ValueError):
+            broken.add(name)
+            if info.is_required():
+                usable[name] = _STAND_INS[name]
+            continue
+        usable[name] = value
+    try:
+        return Plan.model_validate(usable, context=context), frozenset(broken)
+    except ValidationError:
+        return None
+
+
 def load_plan(path: Path, overrides: Iterable[str] = ()) -> Plan:
     """Read, override and validate the plan file at `path`."""
     data = apply_overrides(read_toml(path), overrides)

@@ -76,17 +76,18 @@ def run_checks(plan: Plan, facts: Facts, checks: Iterable[Check] = CHECKS) -> li
     """Every finding, in rule order, with waivers applied.
 
     A waiver never makes an unusable plan ready: when no training image is left (every folder
-    skipped for a waived reason) and no unwaivable error says why, `no-training-data` does.
+    skipped for a waived reason) and no unwaivable error says why, `no-training-data` does
+    (when the dataset is among the `checks`).
     """
     allowed = set(plan.rules.allow)
     found: list[Finding] = []
-    for check in checks:
+    for check in (checks := tuple(checks)):
         for finding in check(plan, facts):
             found.append(replace(finding, waived=True) if finding.id in allowed else finding)
     unwaivable = any(f.severity == "error" and not RULES[f.id].waivable for f in found)
-    if not unwaivable and not any(
-        f.exists and f.images and not f.subset.is_reg for f in facts.folders
-    ):
+    if dataset.check_folders not in checks or unwaivable:
+        return found
+    if not any(f.exists and f.images and not f.subset.is_reg for f in facts.folders):
         found.append(
             rules.NO_TRAINING_DATA.finding(
                 "dataset",
