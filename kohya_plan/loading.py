@@ -83,8 +83,30 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problem = _invalid(str(path), f"invalid TOML: {exc}", "fix the syntax at that line")
+        fix = windows_path_hint(text, str(exc)) or "fix the syntax at that line"
+        problem = _invalid(str(path), f"invalid TOML: {exc}", fix)
         raise PlanError([problem]) from None
+
+
+_WINDOWS_HINT = (
+    'a backslash in a "double-quoted" TOML string starts an escape (\\U, \\n, \\t …): '
+    "write Windows paths in single quotes ('C:\\Users\\me\\data') or with forward slashes "
+    '("C:/Users/me/data")'
+)
+
+
+def windows_path_hint(text: str, error: str) -> str | None:
+    """The fix for a TOML error caused by a Windows path in a double-quoted string, if it is one."""
+    import re
+
+    match = re.search(r"line (\d+)", error)
+    lines = text.splitlines()
+    if match is None or not 0 < int(match.group(1)) <= len(lines):
+        return None
+    line = lines[int(match.group(1)) - 1]
+    if '"' in line and "\\" in line:
+        return _WINDOWS_HINT
+    return None
 
 
 def loads_toml(text: str) -> dict[str, Any]:
@@ -103,7 +125,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise PlanError([problem])
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if value.strip()[:1] in ('"', "'", "[", "{"):
+            # Meant as a TOML value, but not one: taking it as text would keep the quotes.
+            where = str(exc).split(" (at ")[0]
+            fix = windows_path_hint(value, "line 1") or "write the value as TOML, or bare"
+            problem = _invalid("--set", f"{text!r} is not a TOML value ({where})", fix)
+            raise PlanError([problem]) from None
         parsed = value.strip()
     return keys, parsed
 

@@ -17,8 +17,23 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def check_no_control_characters(value: str) -> str:
+    """A path with a tab, newline or backspace in it is a Windows path TOML has mangled."""
+    bad = sorted({c for c in value if ord(c) < 32})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        msg = (
+            f"{value!r} contains control characters ({shown}): in a double-quoted TOML string "
+            "a backslash starts an escape (\\t, \\n, \\b …) — write Windows paths in single "
+            "quotes ('C:\\Users\\me') or with forward slashes (\"C:/Users/me\")"
+        )
+        raise ValueError(msg)
+    return value
+
+
 def resolve_path(value: Path, info: ValidationInfo) -> Path:
     """Make a path absolute against the plan file's folder (given in the validation context)."""
+    check_no_control_characters(str(value))
     value = value.expanduser()
     if value.is_absolute():
         return value
@@ -82,3 +97,6 @@ def check_caption_extension(value: str) -> str:
 
 
 CaptionExtension = Annotated[str, Strict(), AfterValidator(check_caption_extension)]
+
+PathText = Annotated[str, Strict(), AfterValidator(check_no_control_characters)]
+"""A path or a Hub reference kept as text (model.base): no control characters either."""

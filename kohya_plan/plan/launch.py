@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import ExtraValue, Int, OptionalPlanPath, PositiveInt, Section, Text
+from kohya_plan.plan.common import (
+    ExtraValue,
+    Int,
+    OptionalPlanPath,
+    PathText,
+    PositiveInt,
+    Section,
+    Text,
+)
 
 
 class LaunchSection(Section):
@@ -17,7 +25,7 @@ class LaunchSection(Section):
             "checkout's vendor/sd-scripts, else the one `kohya-plan setup` installed."
         ),
     )
-    python: Text | None = Field(
+    python: PathText | None = Field(
         None, description="Interpreter with sd-scripts' requirements (may be another venv)."
     )
     num_processes: PositiveInt = Field(1, le=1024, description="Processes (GPUs) for accelerate.")

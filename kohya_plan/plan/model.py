@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from kohya_plan.families import FAMILIES
-from kohya_plan.plan.common import Bool, Int, OptionalPlanPath, Section, Text
+from kohya_plan.plan.common import Bool, Int, OptionalPlanPath, PathText, Section, Text
 
 
 class ModelSection(Section):
     """The base model to train on."""
 
-    base: Text = Field(
+    base: PathText = Field(
         description=(
             "Local .safetensors/.ckpt file, Diffusers folder, or Hugging Face repo id "
             "(repo@revision allowed). Relative paths are relative to the plan file."
@@ -30,15 +30,15 @@ class ModelSection(Section):
     tokenizer_cache_dir: OptionalPlanPath = Field(
         None, description="Folder where sd-scripts keeps the CLIP tokenizer (offline use)."
     )
-    vae: Text | None = Field(None, description="Replacement VAE (file, folder or repo id).")
+    vae: PathText | None = Field(None, description="Replacement VAE (file, folder or repo id).")
     v_parameterization: Bool = Field(False, description="The model predicts v (v-pred models).")
-    ae: Text | None = Field(
+    ae: PathText | None = Field(
         None, description="FLUX.1: the AutoEncoder, one .safetensors file (local or Hub)."
     )
-    clip_l: Text | None = Field(
+    clip_l: PathText | None = Field(
         None, description="FLUX.1: the CLIP-L text encoder, one .safetensors file (local or Hub)."
     )
-    t5xxl: Text | None = Field(
+    t5xxl: PathText | None = Field(
         None, description="FLUX.1: the T5-XXL text encoder, one .safetensors file (local or Hub)."
     )
 

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from kohya_plan.plan.common import (
     Bool,
     Float,
+    PathText,
     PositiveFloat,
     PositiveInt,
     ScalarValue,
@@ -29,7 +30,7 @@ class NetworkSection(Section):
     )
     train_unet_only: Bool = Field(False, description="Train no text-encoder LoRA.")
     train_text_encoder_only: Bool = Field(False, description="Train no U-Net LoRA.")
-    weights: Text | None = Field(None, description="Start from these LoRA weights.")
+    weights: PathText | None = Field(None, description="Start from these LoRA weights.")
 
     @field_validator("module")
     @classmethod
