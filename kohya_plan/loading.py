@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from kohya_plan import rules
-from kohya_plan.errors import PlanError
+from kohya_plan import rules, rundir
+from kohya_plan.errors import PlanError, UsageError
 from kohya_plan.plan import (
     DatasetSection,
     FluxSection,
@@ -107,6 +107,56 @@ def windows_path_hint(text: str, error: str) -> str | None:
     if '"' in line and "\\" in line:
         return _WINDOWS_HINT
     return None
+
+
+def is_plan_folder(path: Path) -> bool:
+    """A folder holding a plan file (what `init` makes), not a run folder (made by `make`)."""
+    from kohya_plan.templates import PLAN_FILE
+
+    run = rundir.RunDir(path)
+    if not path.is_dir() or run.is_made() or (path / rundir.PLAN_SOURCE).exists():
+        return False
+    return (path / PLAN_FILE).is_file()
+
+
+def plan_file(path: Path) -> Path:
+    """PLAN as the user may give it: the plan file, or the folder `init` made (its plan.toml).
+
+    A run folder is refused with the way out: its plan.toml is a copy whose own `runs/` would
+    be inside the run folder.
+    """
+    from kohya_plan.templates import PLAN_FILE
+
+    if not path.is_dir():
+        return path
+    if is_plan_folder(path):
+        return path / PLAN_FILE
+    run = rundir.RunDir(path)
+    if run.is_made() or (path / rundir.PLAN_SOURCE).exists():
+        source = source_plan(run)
+        instead = f"give its plan, {source}" if source else "give the plan file it was made from"
+        msg = (
+            f"{path} is a run folder made by `make`, not a plan — {instead} "
+            f"(`kohya-plan launch {path}` runs the folder itself)"
+        )
+        raise UsageError(msg)
+    msg = (
+        f"{path} is a folder without a {PLAN_FILE} — give the plan file, or write one with "
+        f"`kohya-plan init {path}`"
+    )
+    raise UsageError(msg)
+
+
+def source_plan(run: rundir.RunDir) -> str | None:
+    """The plan file a run folder was made from (check.json records it), if it still exists."""
+    from pathlib import Path
+
+    try:
+        record = run.read_json(rundir.CHECK, required=False) or {}
+    except rundir.RunDirError:
+        return None
+    source = record.get("plan")
+    return source if isinstance(source, str) and Path(source).is_file() else None
 
 
 def loads_toml(text: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kohya_plan import rundir
 from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, LaunchError
-from kohya_plan.loading import load_plan
+from kohya_plan.loading import is_plan_folder, load_plan, plan_file, source_plan
 from kohya_plan.outputs import existing_outputs, latest_state
 from kohya_plan.planning import check_plan, locate_trainer, make_run
 from kohya_plan.render.toml_text import toml_string
@@ -71,18 +72,20 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
     overrides = list(overrides)
     if not target.is_dir():
         return _make_from_plan(target, overrides, options)
+    if is_plan_folder(target):  # the folder `init` made: its plan.toml
+        return _make_from_plan(plan_file(target), overrides, options)
     run = rundir.RunDir(target)
     if overrides or options.resume or options.resume_from:
         msg = (
             f"{target} is a made run folder and cannot change — launch its plan with "
-            f"--set/--resume instead: `kohya-plan launch {run.plan}` makes a new run folder"
+            f"--set/--resume instead: {relaunch_command(run)} makes a new run folder"
         )
         raise LaunchError(msg)
     run.require_made()
     if run.was_launched():
         msg = (
             f"{target} was launched before (it has {rundir.LOG}) — a run folder is used once; "
-            f"`kohya-plan launch {run.plan}` makes a new one beside it"
+            f"{relaunch_command(run)} makes a new one beside it"
         )
         raise LaunchError(msg)
     plan = load_plan(run.plan)
@@ -98,6 +101,20 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
         refuse_overwrite(plan)
     preflight_argv(prepared.argv, plan.script_name)
     return prepared
+
+
+def relaunch_command(run: rundir.RunDir) -> str:
+    """The command that makes a new run of the same plan beside `run` (never inside it).
+
+    The plan the run was made from, when it still exists; else the run's own plan.toml with
+    output.runs_dir pointed at the folder that holds the run (its own runs/ would nest).
+    """
+    source = source_plan(run)
+    if source is not None:
+        return f"`kohya-plan launch {shlex.quote(source)}`"
+    runs = toml_string(str(run.path.parent))
+    words = ["kohya-plan", "launch", str(run.plan), "--set", f"output.runs_dir={runs}"]
+    return f"`{shlex.join(words)}`"
 
 
 def _make_from_plan(target: Path, overrides: list[str], options: LaunchOptions) -> PreparedRun:
