@@ -189,7 +189,7 @@ def check(
     \b
     Examples:
       kohya-plan check plan.toml
-      kohya-plan check plan.toml --set network.dim=32 --json
+      kohya-plan check plan.toml --set network.dim=32 --set network.alpha=16 --json
       kohya-plan check flux.toml --vram 12
     """
     from kohya_plan import display
