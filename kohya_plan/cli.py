@@ -171,8 +171,15 @@ def cli(debug: bool) -> None:
     """
 
 
+def _plan_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """PLAN may also be the folder `kohya-plan init` made (its plan.toml)."""
+    from kohya_plan.loading import plan_file
+
+    return plan_file(value)
+
+
 plan_argument = click.argument(
-    "plan_path", metavar="PLAN", type=click.Path(path_type=Path, dir_okay=False)
+    "plan_path", metavar="PLAN", type=click.Path(path_type=Path), callback=_plan_file
 )
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 
@@ -252,7 +259,7 @@ def check(
     \b
     Examples:
       kohya-plan check plan.toml
-      kohya-plan check plan.toml --set network.dim=32 --json
+      kohya-plan check plan.toml --set network.dim=32 --set network.alpha=16 --json
       kohya-plan check flux.toml --vram 12
       kohya-plan check plan.toml --deep
     """
@@ -287,7 +294,12 @@ def check(
 @plan_argument
 @set_option
 @click.option("--dry-run", is_flag=True, help="Print the command and files; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print argv and files.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run folder, argv and files as JSON (with --dry-run: what it would write).",
+)
 @click.option(
     "--shell",
     type=click.Choice(["posix", "powershell"]),
@@ -558,7 +570,15 @@ def summary(run_dir: Path, as_json: bool) -> None:
     from kohya_plan import display
     from kohya_plan.workflows.results import summary_from_disk
 
-    result = summary_from_disk(run_dir)
+    try:
+        result = summary_from_disk(run_dir)
+    except KohyaPlanError as exc:
+        if not as_json:
+            raise
+        # --json always prints JSON: scripts read stdout, the error included.
+        error = {"ok": False, "run_dir": str(run_dir), "error": str(exc)}
+        display.raw(json.dumps(error, indent=2, ensure_ascii=False) + "\n")
+        raise SystemExit(exc.exit_code) from None
     if as_json:
         display.raw(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
     else:

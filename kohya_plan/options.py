@@ -9,6 +9,7 @@ check refuses what it already covers.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -194,3 +195,107 @@ def owned_options() -> frozenset[str]:
     """sd-scripts options the plan sets through its own keys (launch.extra must not repeat them)."""
     derived = {"dataset_config", "config_file", "xformers", "mem_eff_attn", "sdpa"}
     return frozenset(OPTION_FOR.values()) | derived | {"train_data_dir", "reg_data_dir"}
+
+
+# --- what launch.extra may not carry ---------------------------------------------------------
+# sd-scripts takes these from the dataset TOML, where kohya-plan always writes them: with
+# --dataset_config, an option of the same name only fills keys the file leaves out
+# (config_util.BlueprintGenerator: subset → dataset → general → argparse namespace), so
+# `launch.extra.keep_tokens` would be ignored without a word. Option → the plan key instead.
+# (`dataset_repeats` is argparse's name for the file's `num_repeats`; `caption_extention` its
+# old misspelling of caption_extension.) tests/render checks this table against the renderer.
+DATASET_TOML_OPTIONS: dict[str, str] = {
+    "caption_extension": "dataset.caption_extension",
+    "caption_extention": "dataset.caption_extension",
+    "shuffle_caption": "dataset.shuffle_caption",
+    "keep_tokens": "dataset.keep_tokens",
+    "flip_aug": "dataset.flip_aug",
+    "color_aug": "dataset.color_aug",
+    "random_crop": "dataset.random_crop",
+    "caption_dropout_rate": "dataset.caption_dropout_rate",
+    "caption_prefix": "dataset.caption_prefix",
+    "caption_suffix": "dataset.caption_suffix",
+    "enable_bucket": "dataset.enable_bucket",
+    "min_bucket_reso": "dataset.min_bucket_reso",
+    "max_bucket_reso": "dataset.max_bucket_reso",
+    "bucket_reso_steps": "dataset.bucket_reso_steps",
+    "bucket_no_upscale": "dataset.bucket_no_upscale",
+    "dataset_repeats": "dataset.subsets[].repeats (or the N of an N_name folder)",
+    "resolution": "dataset.resolution",
+    "train_batch_size": "training.batch_size",
+}
+
+IGNORED_WITH_DATASET_CONFIG: dict[str, str] = {
+    "train_data_dir": "dataset.train_dir",
+    "reg_data_dir": "dataset.reg_dir",
+}
+"""train_network.py: "ignoring the following options because config file is found"."""
+
+SECRET_OPTIONS: dict[str, str] = {
+    "huggingface_token": "HF_TOKEN",
+    "wandb_api_key": "WANDB_API_KEY",
+}
+"""Options that hold a secret → the environment variable their library reads instead."""
+
+_SECRET_NAME = re.compile(r"(?:^|_)(?:token|api_key|key|secret|password|passwd)$")
+
+# Options that make sd-scripts do something other than train this plan's dataset.
+NOT_TRAINING_OPTIONS: dict[str, str] = {
+    "debug_dataset": (
+        "makes sd-scripts show the dataset's images one by one and train nothing — "
+        "`kohya-plan check` shows the dataset, its buckets and the exact step count"
+    ),
+    "output_config": (
+        "makes sd-scripts write its options into --config_file and exit (here it would stop "
+        "at once, as config.toml exists) — the run folder's config.toml is that file already"
+    ),
+    "dataset_class": (
+        "replaces sd-scripts' dataset with a class of your own, so the dataset checks and "
+        "the step count would not hold — not supported by kohya-plan"
+    ),
+    "in_json": (
+        "is ignored by sd-scripts when a dataset config is given (kohya-plan always gives one) "
+        "— kohya-plan trains folders of images with caption files beside them"
+    ),
+    "console_log_file": (
+        "sends sd-scripts' log to a file instead of its output, so train.log, the progress "
+        "and the summary would miss it — train.log in the run folder keeps everything"
+    ),
+    "use_8bit_adam": (
+        'is an old switch that clashes with optimizer_type — set optimizer.type = "AdamW8bit"'
+    ),
+    "use_lion_optimizer": (
+        'is an old switch that clashes with optimizer_type — set optimizer.type = "Lion"'
+    ),
+}
+
+
+def extra_refusal(key: str) -> str | None:
+    """Why `launch.extra` may not carry option `key`, and what to do instead (None: it may).
+
+    Pure and script-independent, so every place that checks launch.extra asks here: options
+    sd-scripts would take from the dataset TOML instead (silently ignored), options that put a
+    secret into the run folder's files, and options that make sd-scripts do something other
+    than train. The text reads "'key' … — fix".
+    """
+    if key in DATASET_TOML_OPTIONS:
+        return (
+            f"{key!r} is read from the dataset TOML, where kohya-plan writes it, so "
+            f"sd-scripts would ignore this value — set {DATASET_TOML_OPTIONS[key]} instead"
+        )
+    if key in IGNORED_WITH_DATASET_CONFIG:
+        return (
+            f"{key!r} is ignored by sd-scripts when a dataset config is given (kohya-plan "
+            f"always gives one) — set {IGNORED_WITH_DATASET_CONFIG[key]} instead"
+        )
+    if key in SECRET_OPTIONS or _SECRET_NAME.search(key):
+        env = SECRET_OPTIONS.get(key)
+        where = f"set the environment variable {env}" if env else "pass it in the environment"
+        login = " (or log in with `hf auth login`)" if key == "huggingface_token" else ""
+        return (
+            f"{key!r} would write a secret into the run folder's config.toml — {where} "
+            f"before `kohya-plan launch` instead{login}"
+        )
+    if key in NOT_TRAINING_OPTIONS:
+        return f"{key!r} {NOT_TRAINING_OPTIONS[key]}"
+    return None

@@ -11,10 +11,11 @@ from kohya_plan import __version__, rundir
 from kohya_plan.checks import run_checks
 from kohya_plan.checks.report import CheckReport
 from kohya_plan.errors import LaunchError, PlanError
+from kohya_plan.inputs.facts import Facts
 from kohya_plan.inputs.inspect import DeepMode, gather_facts
 from kohya_plan.inputs.paths import unusable_paths
 from kohya_plan.inputs.trainer import locate_python, locate_sd_scripts
-from kohya_plan.loading import load_plan, validate_plan
+from kohya_plan.loading import apply_overrides, partial_plan, read_toml, validate_plan
 from kohya_plan.options import sd_scripts_commit
 from kohya_plan.render.command import (
     Launch,
@@ -32,7 +33,8 @@ from kohya_plan.render.toml_text import comment_text
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from kohya_plan.inputs.facts import ModelFileFacts
+    from kohya_plan.findings import Finding
+    from kohya_plan.inputs.facts import FolderFacts, ModelFileFacts, ModelKind, ParentFacts
     from kohya_plan.plan import Plan
 
 
@@ -52,10 +54,59 @@ def check_plan(
     deep check ("cached", `launch`); ``progress(done, total)`` follows the decoding.
     """
     plan_path = plan_path.expanduser().absolute()
-    plan = load_plan(plan_path, overrides)
+    data = apply_overrides(read_toml(plan_path), overrides)
+    try:
+        plan = validate_plan(data, plan_path.resolve().parent)
+    except PlanError as exc:
+        # Every problem at once: what the data on disk shows, as far as the plan allows.
+        raise PlanError([*exc.findings, *data_problems(data, plan_path)]) from None
     return check_validated(
         plan, plan_path, hardware=hardware, vram_gib=vram_gib, deep=deep, progress=progress
     )
+
+
+def data_problems(data: Mapping[str, Any], plan_path: Path) -> list[Finding]:
+    """The dataset's and the model's blocking errors for plan data that does not validate.
+
+    Checked on the sections that do validate (`loading.partial_plan`): the dataset folders
+    when [dataset] is valid, the base model when [model] is; waivers apply when [rules] is.
+    """
+    from kohya_plan.checks import dataset as dataset_checks
+    from kohya_plan.checks import model as model_checks
+    from kohya_plan.findings import blocking
+    from kohya_plan.inputs import inspect
+
+    partial = partial_plan(data, plan_path.resolve().parent)
+    if partial is None:
+        return []
+    plan, broken = partial
+    checks = []
+    kind: ModelKind = "hub"
+    ref = plan.model.base
+    detected = problem = wrong = None
+    if "model" not in broken:
+        kind, ref = inspect.model_kind(plan, plan_path.parent)
+        detected, problem = inspect.detect_model(kind, ref)
+        if (wrong := inspect.not_a_model(kind, ref)) is not None:
+            detected, problem = None, None
+        checks.append(model_checks.check_model)
+    folders: tuple[FolderFacts, ...] = ()
+    parents: tuple[ParentFacts, ...] = ()
+    if "dataset" not in broken:
+        subsets, found = inspect.resolve_subsets(plan)
+        folders = tuple(inspect.scan_subset(plan, s) for s in subsets)
+        parents = tuple(found)
+        checks += [dataset_checks.check_parents, dataset_checks.check_folders]
+    facts = Facts(
+        model_kind=kind,
+        model_ref=ref,
+        model_family_detected=detected,
+        model_problem=problem,
+        model_not_a_model=wrong,
+        parents=parents,
+        folders=folders,
+    )
+    return blocking(run_checks(plan, facts, checks))  # [rules] broken: its defaults, no waiver
 
 
 def check_data(data: Mapping[str, Any], plan_path: Path) -> CheckReport:

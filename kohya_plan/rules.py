@@ -117,6 +117,9 @@ MODEL_MISSING = _rule(
 MODEL_FAMILY = _rule(
     "model-family", "error", "sd-scripts", "checkpoint is not of model.family", waivable=False
 )
+MODEL_NOT_A_MODEL = _rule(
+    "model-not-a-model", "error", "sd-scripts", "model.base is not a model", waivable=False
+)
 MODEL_UNREADABLE = _rule(
     "model-unreadable", "error", "sd-scripts", "checkpoint file is corrupt", waivable=False
 )
@@ -176,6 +179,13 @@ DUPLICATE_FOLDER = _rule(
 )
 IMAGE_SIZE_NO_BUCKET = _rule(
     "image-size-no-bucket", "error", "sd-scripts", "image size vs resolution, no buckets"
+)
+NO_TRAINING_DATA = _rule(
+    "no-training-data",
+    "error",
+    "sd-scripts",
+    "no training image is left to train on",
+    waivable=False,
 )
 EXTRA_OPTION = _rule(
     "extra-option", "error", "sd-scripts", "launch.extra option not usable", waivable=False

@@ -35,8 +35,12 @@ ADVICE = {
     "lion-pytorch for Lion)",
     "no_data": "sd-scripts found no images and exited without training: the dataset folder "
     "must be the PARENT of N_name folders (T3); run `kohya-plan check`",
-    "traceback": "sd-scripts stopped with an error: see the lines below; `kohya-plan check` "
-    "catches most plan mistakes before launch",
+    "missing_package": "the trainer's Python lacks a package sd-scripts needs (named above): "
+    "run `kohya-plan setup` to install or repair sd-scripts and its Python (in a clone of "
+    "kohya-plan: scripts/setup-sd-scripts), or set launch.python to an interpreter that has "
+    "sd-scripts' requirements; `kohya-plan doctor` lists what is missing",
+    "traceback": "sd-scripts stopped with an error: the log lines above show where (all of "
+    "it is in train.log); `kohya-plan check` catches most plan mistakes before launch",
     "interrupted": "the run was stopped before the end; saved files are listed above",
     "stalled": "the trainer printed nothing for the stall timeout and was stopped: look at the "
     "end of train.log (a hung data loader, a deadlocked process, a full disk?)",

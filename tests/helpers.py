@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +13,14 @@ from sdlab import write_png
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-__all__ = ["base_plan", "make_images", "write_plan", "write_png"]
+__all__ = [
+    "base_plan",
+    "make_images",
+    "write_diffusers",
+    "write_plan",
+    "write_png",
+    "write_sdxl_diffusers",
+]
 
 
 TESTS = Path(__file__).resolve().parent
@@ -128,6 +137,49 @@ def sd15_pipeline(**extra: bytes) -> dict[str, bytes]:
     return files
 
 
+def write_diffusers(folder: Path, **extra: bytes) -> Path:
+    """A local SD1.5 Diffusers folder (tiny, fake weights) that `check` accepts as a model."""
+    for name, content in sd15_pipeline(**extra).items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return folder
+
+
+def sdxl_pipeline() -> dict[str, bytes]:
+    """The files of a small SDXL Diffusers folder as kohya-plan checks them (fake weights)."""
+    import json
+
+    index = {
+        "_class_name": "StableDiffusionXLPipeline",
+        "_diffusers_version": "0.32.1",
+        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "tokenizer_2": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    files = {"model_index.json": json.dumps(index).encode()}
+    files["scheduler/scheduler_config.json"] = b"{}"
+    for part in ("text_encoder", "text_encoder_2", "unet", "vae"):
+        files[f"{part}/config.json"] = b"{}"
+        files[f"{part}/model.safetensors"] = part.encode()
+    for part in ("tokenizer", "tokenizer_2"):
+        files[f"{part}/vocab.json"] = b"{}"
+    return files
+
+
+def write_sdxl_diffusers(folder: Path) -> Path:
+    """A local SDXL Diffusers folder (fake weights) that `check` accepts as a model."""
+    for name, content in sdxl_pipeline().items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return folder
+
+
 def fake_hub(home: Path) -> Path:
     """An offline Hugging Face cache holding a (tiny, fake) SD1.5 repo and the CLIP tokenizer,
     so that plans naming the Hub model resolve without a network."""
@@ -219,3 +271,20 @@ def ready_tokenizers(cache_dir: Path, family: str) -> Path:
         for name in (*source.files, *source.any_of[:1]):
             (folder / name).write_text("{}", encoding="utf-8")
     return cache_dir
+
+
+def png_header(path: Path, width: int, height: int) -> None:
+    """A PNG whose IHDR says width x height (all a header reader and Pillow's open look at)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )

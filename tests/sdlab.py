@@ -6,7 +6,8 @@ tests/ on sys.path, as tests/ has no __init__.py). It holds no test functions.
 What it needs, and how to get it:
 
 * an sd-scripts Python: ``scripts/setup-sd-scripts`` makes ``.venv-sd/`` in the repo root
-  (or set ``KOHYA_PLAN_SD_PYTHON`` to a Python that can ``import torch, accelerate, library``);
+  (or set ``KOHYA_SD_PYTHON``, the variable kohya-plan itself reads, to a Python that can
+  ``import torch, accelerate, library``; ``KOHYA_PLAN_SD_PYTHON`` is still honoured first);
 * the sd-scripts checkout: ``git submodule update --init vendor/sd-scripts``
   (or set ``KOHYA_SD_SCRIPTS`` to an sd-scripts work tree).
 
@@ -54,8 +55,12 @@ DONE_MARKER = ".kohya-plan-complete"
 
 SETUP_HINT = (
     "run scripts/setup-sd-scripts (creates .venv-sd with torch + sd-scripts' requirements), "
-    "or set KOHYA_PLAN_SD_PYTHON to such a Python"
+    "or set KOHYA_SD_PYTHON (the variable kohya-plan reads) to such a Python"
 )
+# The interpreter variables, in the order they are honoured: the suite's own override, then
+# the one kohya-plan reads (inputs/trainer.py), so that a shell set up for kohya-plan also
+# runs the real tests.
+SD_PYTHON_VARS = ("KOHYA_PLAN_SD_PYTHON", "KOHYA_SD_PYTHON")
 SUBMODULE_HINT = "run: git submodule update --init vendor/sd-scripts (or set KOHYA_SD_SCRIPTS)"
 
 # `Total dataset length (steps) / データセットの長さ（ステップ数）: 8` (train_util.debug_dataset)
@@ -104,9 +109,10 @@ def _probe(python: str, cwd: str | None) -> str | None:
 def sd_python() -> Path | None:
     """The Python that runs sd-scripts.
 
-    $KOHYA_PLAN_SD_PYTHON if set (trusted as is, if it exists); else the repo's .venv-sd
-    (or $KOHYA_PLAN_SD_VENV) python if it exists and can import torch, accelerate, library."""
-    env = os.environ.get("KOHYA_PLAN_SD_PYTHON")
+    $KOHYA_PLAN_SD_PYTHON or $KOHYA_SD_PYTHON if set (trusted as is, if it exists); else the
+    repo's .venv-sd (or $KOHYA_PLAN_SD_VENV, as scripts/setup-sd-scripts makes it) python if
+    it exists and can import torch, accelerate, library."""
+    env = _sd_python_env()
     if env:
         path = Path(env).expanduser()
         return path if path.exists() else None
@@ -119,6 +125,10 @@ def sd_python() -> Path | None:
     return path
 
 
+def _sd_python_env() -> str | None:
+    return next((v for n in SD_PYTHON_VARS if (v := os.environ.get(n))), None)
+
+
 def skip_reason() -> str | None:
     """Why the real sd-scripts tests cannot run here (None when they can)."""
     problems = []
@@ -128,9 +138,9 @@ def skip_reason() -> str | None:
             f"no sd-scripts checkout ({where}/train_network.py missing): {SUBMODULE_HINT}"
         )
     if sd_python() is None:
-        env = os.environ.get("KOHYA_PLAN_SD_PYTHON")
-        if env:
-            problems.append(f"KOHYA_PLAN_SD_PYTHON={env} does not exist")
+        name = next((n for n in SD_PYTHON_VARS if os.environ.get(n)), None)
+        if name:
+            problems.append(f"{name}={os.environ[name]} does not exist")
         else:
             venv_python = _default_sd_venv() / "bin" / "python"
             if not venv_python.exists():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from kohya_plan import rules
 from kohya_plan.checks import (
     dataset,
     family,
@@ -25,9 +26,10 @@ from kohya_plan.checks import (
 )
 from kohya_plan.findings import Finding, blocking
 from kohya_plan.lora import lora_file_bytes, lora_parameters
+from kohya_plan.rules import RULES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from kohya_plan.inputs.facts import Facts
     from kohya_plan.plan import Plan
@@ -74,11 +76,29 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def run_checks(plan: Plan, facts: Facts) -> list[Finding]:
-    """Every finding, in rule order, with waivers applied."""
+def run_checks(plan: Plan, facts: Facts, checks: Iterable[Check] = CHECKS) -> list[Finding]:
+    """Every finding, in rule order, with waivers applied.
+
+    A waiver never makes an unusable plan ready: when no training image is left (every folder
+    skipped for a waived reason) and no unwaivable error says why, `no-training-data` does
+    (when the dataset is among the `checks`).
+    """
     allowed = set(plan.rules.allow)
     found: list[Finding] = []
-    for check in CHECKS:
+    for check in (checks := tuple(checks)):
         for finding in check(plan, facts):
             found.append(replace(finding, waived=True) if finding.id in allowed else finding)
+    unwaivable = any(f.severity == "error" and not RULES[f.id].waivable for f in found)
+    if dataset.check_folders not in checks or unwaivable:
+        return found
+    if not any(f.exists and f.images and not f.subset.is_reg for f in facts.folders):
+        found.append(
+            rules.NO_TRAINING_DATA.finding(
+                "dataset",
+                "no training image is left once sd-scripts skips what it skips (see the "
+                "waived findings), so it would find no data and exit without training",
+                "give the image folders a repeat number (10_name) or list them under "
+                "[[dataset.subsets]]; no waiver can make a plan without images train",
+            )
+        )
     return found

@@ -25,6 +25,15 @@ def check_model(plan: Plan, facts: Facts) -> Iterator[Finding]:
             "the dataset",
             "fix the path (relative paths are relative to the plan file) or give a Hub repo id",
         )
+    if facts.model_not_a_model is not None:
+        yield rules.MODEL_NOT_A_MODEL.finding(
+            "model.base",
+            f"{facts.model_ref} is {facts.model_not_a_model}, not a model; sd-scripts would "
+            "fail only after scanning the dataset",
+            "point model.base at a checkpoint file (.safetensors or .ckpt), a Diffusers "
+            "folder (model_index.json with unet/, vae/, text_encoder/, tokenizer/), or a "
+            "Hugging Face repo id",
+        )
     if facts.model_problem is not None:
         yield rules.MODEL_UNREADABLE.finding(
             "model.base",

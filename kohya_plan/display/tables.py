@@ -225,14 +225,15 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
         f"  steps {summary.steps_done}/{total}{epochs}, wall time {_clock(summary.wall_s)}{speed}"
     )
     loss = summary.loss
-    if loss.first is not None:
+    trained = summary.steps_done > 0  # no loss remarks for a run that never took a step
+    if trained and loss.first is not None:
         change = "" if loss.change is None else f" ({loss.change * 100:+.1f} %)"
         _out.print(
             f"  avr_loss first {_loss(loss.first)}, last {_loss(loss.last)}, lowest "
             f"{_loss(loss.lowest)} at step {loss.lowest_step}; trend {loss.trend}{change}"
         )
     epochs_seen = sorted(set(loss.per_epoch_log) | set(loss.per_epoch_tensorboard))
-    if epochs_seen:
+    if trained and epochs_seen:
         table = Table(show_edge=False, pad_edge=False, title_justify="left")
         table.add_column("epoch", justify="right")
         table.add_column("avr_loss (log)", justify="right")
@@ -244,12 +245,13 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
                 _loss(loss.per_epoch_tensorboard.get(epoch)),
             )
         _out.print(table)
-    _out.print(
-        Text(
-            "  (loss alone says little about quality: compare the epochs' samples, T24/T30)",
-            style="dim",
+    if trained:
+        _out.print(
+            Text(
+                "  (loss alone says little about quality: compare the epochs' samples, T24/T30)",
+                style="dim",
+            )
         )
-    )
     if summary.files:
         _out.print(Text("LoRA files:", style="bold"))
         for item in summary.files:

@@ -394,6 +394,60 @@ def detect_family(path: Path) -> Family | None:
         return None
 
 
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"RIFF", "a RIFF file (a WebP image?)"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+)
+# torch.save writes a zip archive (PyTorch >= 1.6) or a pickle (protocol 2+ starts with 0x80).
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def not_a_checkpoint(path: Path) -> str | None:
+    """What a file given as a model is, when it cannot be a checkpoint (None: it may be one).
+
+    sd-scripts loads ``*.safetensors`` with safetensors and any other file with torch.load, so
+    a file must be a safetensors file (see :func:`read_header`) or a torch zip/pickle. An
+    image, a text file or an empty file is caught here, before sd-scripts has spent minutes
+    starting up. Reads the first bytes only.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None  # read_header reports unreadable files
+    if path.suffix.lower() == ".safetensors":
+        return None  # read_header says what is wrong with it, if anything
+    if not head:
+        return "an empty file"
+    if head.startswith(_TORCH_MAGIC):
+        return None
+    try:
+        read_header(path)
+    except CheckpointError:
+        pass
+    else:
+        return None  # a safetensors file under another name (sd-scripts would torch.load it)
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    if head.startswith(b"PK"):
+        return "a ZIP archive that is not a PyTorch checkpoint"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if b"\0" not in head:
+            return "a text file"
+    return "not a checkpoint (neither safetensors nor a PyTorch file)"
+
+
 def family_problem(detected: str | None, family: str) -> str | None:
     """Why a model of kind ``detected`` cannot be trained as ``model.family = family``.
 

@@ -138,6 +138,8 @@ class Facts:
     sd_scripts_found: bool = True
     model_family_detected: str | None = None
     model_problem: str | None = None
+    model_not_a_model: str | None = None
+    """What a local model.base is when it is no model: "an empty folder", "a PNG image"."""
     steps: StepFacts | None = None
     hardware: Hardware | None = None
     model_shape: dict[str, int] = field(default_factory=dict)

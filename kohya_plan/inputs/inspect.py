@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kohya_plan.inputs import scan
+from kohya_plan.inputs.checkpoint import CHECKPOINT_SUFFIXES
 from kohya_plan.inputs.facts import (
     DeepStats,
     Facts,
@@ -114,6 +115,40 @@ def model_file_facts(
         if detected == spec.kind:
             shape.update(model_shape(kind, where, detected))
     return tuple(found), shape
+
+
+def not_a_model(kind: ModelKind, ref: str) -> str | None:
+    """What a local model.base is when it is not a model (None: it is one, or is remote).
+
+    A folder must be a Diffusers pipeline with its parts (model_index.json and what it
+    lists); a file a checkpoint (safetensors or a PyTorch file). The text reads after
+    "model.base is …".
+    """
+    from kohya_plan.inputs.checkpoint import diffusers_family, not_a_checkpoint
+    from kohya_plan.inputs.hub.pipeline import missing_pipeline_parts
+
+    path = Path(ref)
+    if kind == "file":
+        return not_a_checkpoint(path)
+    if kind != "diffusers":
+        return None
+    missing = missing_pipeline_parts(path)
+    if not missing or diffusers_family(path) == "vae":
+        return None  # complete, or a VAE folder (the family check says so)
+    if missing != ["model_index.json"]:
+        listed = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        return f"a Diffusers folder that lacks {listed}"
+    try:
+        entries = sorted(p.name for p in path.iterdir())
+    except OSError:
+        entries = []
+    if not entries:
+        return "an empty folder"
+    files = [n for n in entries if n.lower().endswith(CHECKPOINT_SUFFIXES)]
+    if files:
+        shown = ", ".join(files[:3])
+        return f"a folder without model_index.json (not a Diffusers model); it holds {shown}"
+    return "a folder without model_index.json (not a Diffusers model)"
 
 
 def _folder_subsets(
@@ -292,6 +327,9 @@ def gather_facts(
     also decoded with Pillow (``progress(done, total)``)."""
     kind, ref = model_kind(plan, plan_dir)
     detected, problem = detect_model(kind, ref)
+    wrong = not_a_model(kind, ref)
+    if wrong is not None:
+        detected, problem = None, None  # what it is says more than why it cannot be read
     files, file_shape = model_file_facts(plan, plan_dir)
     shape = {**file_shape, **model_shape(kind, ref, detected)}
     subsets, parents = resolve_subsets(plan)
@@ -308,6 +346,7 @@ def gather_facts(
         model_shape=shape,
         model_files=files,
         vram_gib=vram_gib,
+        model_not_a_model=wrong,
         parents=tuple(parents),
         folders=folders,
         sd_scripts=sd_scripts,

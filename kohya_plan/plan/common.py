@@ -6,7 +6,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+)
 
 BASE_DIR_KEY = "base_dir"
 
@@ -22,6 +30,8 @@ def control_character_problem(text: str) -> str | None:
 
     No file system takes a NUL byte (the OS refuses the call); other control characters are
     allowed by some but break the files written for sd-scripts and the terminal showing them.
+    A tab, newline, backspace, form feed or carriage return is most often a Windows path that a
+    double-quoted TOML string has mangled (a backslash starts an escape there): said so.
     """
     for index, char in enumerate(text):
         code = ord(char)
@@ -29,6 +39,13 @@ def control_character_problem(text: str) -> str | None:
             return (
                 f"contains a NUL byte (\\x00, at position {index}), which no file system allows "
                 "in a name — remove it"
+            )
+        if char in "\t\n\b\f\r":
+            return (
+                f"contains the control character {char!r} (at position {index} of {text!r}): in "
+                "a double-quoted TOML string a backslash starts an escape (\\t, \\n, \\b …) — "
+                "write Windows paths in single quotes ('C:\\Users\\me') or with forward slashes "
+                '("C:/Users/me")'
             )
         if code < 0x20 or 0x7F <= code < 0xA0:
             return (
@@ -67,18 +84,29 @@ PlanPath = Annotated[Path, BeforeValidator(_no_control_characters), AfterValidat
 OptionalPlanPath = Annotated[
     Path | None, BeforeValidator(_no_control_characters), AfterValidator(resolve_path_or_none)
 ]
-PlainText = Annotated[str, BeforeValidator(_no_control_characters)]
+PlainText = Annotated[str, Strict(), BeforeValidator(_no_control_characters)]
 """A string that names a file, folder or program: no NUL byte, no control character."""
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+# Scalars are strict: the plan means exactly what it says. pydantic's default would read
+# `"32"` as 32, `true` as 1, `"yes"` as true and `1e3` as 1000 without a word; these refuse
+# them and the message says which type was expected. Every scalar field of a section uses one
+# of these (tests/plan/test_strict_types.py walks the schema). Floats accept integers
+# (`learning_rate = 1` is 1.0); lists stay lists (tuple fields accept TOML arrays); paths are
+# written as strings.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]
+
+PositiveInt = Annotated[int, Strict(), Field(gt=0)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
 
 # Values allowed in free-form tables (`network.args`, `optimizer.args`, `launch.extra`):
-# what TOML gives and sd-scripts can take.
-ScalarValue = str | bool | int | float
-ExtraValue = ScalarValue | list[str] | list[int] | list[float]
+# what TOML gives and sd-scripts can take (checked against sd-scripts' option types).
+ScalarValue = Text | Bool | Int | Float
+ExtraValue = ScalarValue | list[Text] | list[Int] | list[Float]
 
 
 def check_key_value_args(value: dict[str, ExtraValue], example: str) -> dict[str, ExtraValue]:
@@ -104,4 +132,4 @@ def check_caption_extension(value: str) -> str:
     return value if value.startswith(".") else "." + value
 
 
-CaptionExtension = Annotated[str, AfterValidator(check_caption_extension)]
+CaptionExtension = Annotated[str, Strict(), AfterValidator(check_caption_extension)]

@@ -7,36 +7,48 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator, model_validator
 
 from kohya_plan.plan.common import (
+    Bool,
     CaptionExtension,
+    Float,
     NonNegativeInt,
     OptionalPlanPath,
     PlanPath,
     PositiveInt,
     Section,
+    Text,
 )
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 
+MAX_REPEATS = 10_000
+"""Far beyond any tutorial's repeats (T4: 5 to 100); more is a typo."""
+
+
 class SubsetSection(Section):
     """One image folder with explicit settings (no folder-name convention needed)."""
 
     image_dir: PlanPath = Field(description="The folder that holds the images themselves.")
-    repeats: PositiveInt = Field(1, description="T4: how often each image is seen per epoch.")
-    is_reg: bool = Field(False, description="Regularization images.")
-    class_tokens: str | None = Field(None, description="Caption used for images without one.")
+    repeats: PositiveInt = Field(
+        1, le=MAX_REPEATS, description="T4: how often each image is seen per epoch."
+    )
+    is_reg: Bool = Field(False, description="Regularization images.")
+    class_tokens: Text | None = Field(None, description="Caption used for images without one.")
     caption_extension: CaptionExtension | None = None
     keep_tokens: NonNegativeInt | None = None
-    shuffle_caption: bool | None = None
-    flip_aug: bool | None = None
-    color_aug: bool | None = None
-    random_crop: bool | None = None
-    caption_prefix: str | None = None
-    caption_suffix: str | None = None
+    shuffle_caption: Bool | None = None
+    flip_aug: Bool | None = None
+    color_aug: Bool | None = None
+    random_crop: Bool | None = None
+    caption_prefix: Text | None = None
+    caption_suffix: Text | None = None
 
 
 Resolution = PositiveInt | tuple[PositiveInt, PositiveInt]
+
+MAX_SIDE = 8192
+"""No model trains at more pixels a side; a bigger number is a typo (VRAM would not hold it)."""
 
 
 class DatasetSection(Section):
@@ -51,19 +63,19 @@ class DatasetSection(Section):
     )
     caption_extension: CaptionExtension = Field(".txt", description="Caption file extension.")
     resolution: Resolution = Field(512, description="T13: 512, or [width, height].")
-    enable_bucket: bool = Field(True, description="T13: aspect-ratio buckets for mixed sizes.")
-    min_bucket_reso: PositiveInt = 256
-    max_bucket_reso: PositiveInt = 1024
-    bucket_reso_steps: PositiveInt = 64
-    bucket_no_upscale: bool = False
+    enable_bucket: Bool = Field(True, description="T13: aspect-ratio buckets for mixed sizes.")
+    min_bucket_reso: PositiveInt = Field(256, le=MAX_SIDE)
+    max_bucket_reso: PositiveInt = Field(1024, le=MAX_SIDE)
+    bucket_reso_steps: PositiveInt = Field(64, le=1024)
+    bucket_no_upscale: Bool = False
     keep_tokens: NonNegativeInt = Field(0, description="T22: trigger words kept in front.")
-    shuffle_caption: bool = False
-    flip_aug: bool = False
-    color_aug: bool = False
-    random_crop: bool = False
-    caption_dropout_rate: float = Field(0.0, ge=0, le=1)
-    caption_prefix: str | None = None
-    caption_suffix: str | None = None
+    shuffle_caption: Bool = False
+    flip_aug: Bool = False
+    color_aug: Bool = False
+    random_crop: Bool = False
+    caption_dropout_rate: Float = Field(0.0, ge=0, le=1)
+    caption_prefix: Text | None = None
+    caption_suffix: Text | None = None
 
     @field_validator("resolution")
     @classmethod
@@ -72,6 +84,12 @@ class DatasetSection(Section):
         for side in sides:
             if side < 64:
                 msg = f"{side} px is too small — SD needs at least 64 px (512 for SD1.5)"
+                raise ValueError(msg)
+            if side > MAX_SIDE:
+                msg = (
+                    f"{side} px is beyond any model's training size — use 64 to {MAX_SIDE} px "
+                    "(SD1.5: 512, SDXL: 1024)"
+                )
                 raise ValueError(msg)
         return value
 

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from kohya_plan.families import FAMILIES, Family, family
 from kohya_plan.families.base import applies
-from kohya_plan.options import OPTION_FOR, options_for, owned_options, value_problem
+from kohya_plan.options import (
+    OPTION_FOR,
+    extra_refusal,
+    options_for,
+    owned_options,
+    value_problem,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -111,7 +117,9 @@ def _extra_problems(plan: Plan, fam: Family) -> list[str]:
     problems = []
     for key, item in plan.launch.extra.items():
         field = f"launch.extra.{key}"
-        if key not in options:
+        if (refusal := extra_refusal(key)) is not None:
+            problems.append(f"{field}: {refusal}")
+        elif key not in options:
             others = [n for n in _families_with(key) if n != fam.name]
             if others:
                 hint = f"it is an option of {' and '.join(FAMILIES[n].script for n in others)}"

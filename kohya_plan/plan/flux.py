@@ -7,7 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from kohya_plan.plan.common import NonNegativeFloat, NonNegativeInt, PositiveFloat, Section
+from kohya_plan.plan.common import (
+    Bool,
+    Int,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    Section,
+)
 
 
 class FluxSection(Section):
@@ -33,13 +40,13 @@ class FluxSection(Section):
     model_prediction_type: Literal["raw", "additive", "sigma_scaled"] = Field(
         "raw", description="raw, as the docs recommend (sd-scripts' default: sigma_scaled)."
     )
-    t5xxl_max_token_length: int | None = Field(
+    t5xxl_max_token_length: Int | None = Field(
         None,
         ge=1,
         le=512,
         description="T5 tokens per caption; default 512 for dev, 256 for schnell.",
     )
-    apply_t5_attn_mask: bool = Field(
+    apply_t5_attn_mask: Bool = Field(
         False, description="Mask T5's padding tokens (Chroma requires it)."
     )
     blocks_to_swap: NonNegativeInt | None = Field(
@@ -47,6 +54,6 @@ class FluxSection(Section):
         description="Transformer blocks kept on the CPU and swapped in (less VRAM, slower); "
         "12 GB: 16, 10 GB: 22, 8 GB: 28.",
     )
-    cpu_offload_checkpointing: bool = Field(
+    cpu_offload_checkpointing: Bool = Field(
         False, description="Offload gradient checkpoints to the CPU (not with blocks_to_swap)."
     )

@@ -6,10 +6,12 @@ from pydantic import Field, field_validator
 
 from kohya_plan.plan.common import (
     ExtraValue,
+    Int,
     OptionalPlanPath,
     PlainText,
     PositiveInt,
     Section,
+    Text,
 )
 
 
@@ -26,12 +28,12 @@ class LaunchSection(Section):
     python: PlainText | None = Field(
         None, description="Interpreter with sd-scripts' requirements (may be another venv)."
     )
-    num_processes: PositiveInt = Field(1, description="Processes (GPUs) for accelerate.")
-    num_machines: PositiveInt = 1
-    num_cpu_threads_per_process: PositiveInt = 2
-    gpu_ids: str | None = Field(None, description='e.g. "0,1".')
-    main_process_port: int | None = Field(None, ge=1, le=65535)
-    extra: dict[str, ExtraValue] = Field(
+    num_processes: PositiveInt = Field(1, le=1024, description="Processes (GPUs) for accelerate.")
+    num_machines: PositiveInt = Field(1, le=1024)
+    num_cpu_threads_per_process: PositiveInt = Field(2, le=1024)
+    gpu_ids: Text | None = Field(None, description='e.g. "0,1".')
+    main_process_port: Int | None = Field(None, ge=1, le=65535)
+    extra: dict[Text, ExtraValue] = Field(
         default_factory=dict,
         description=(
             "Any other option of the family's script by its own name: { noise_offset = 0.05 } "

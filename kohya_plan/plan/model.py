@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from kohya_plan.families import FAMILIES
-from kohya_plan.plan.common import OptionalPlanPath, PlainText, Section
+from kohya_plan.plan.common import Bool, Int, OptionalPlanPath, PlainText, Section, Text
 
 
 class ModelSection(Section):
@@ -17,21 +17,21 @@ class ModelSection(Section):
             "(repo@revision allowed). Relative paths are relative to the plan file."
         ),
     )
-    family: str = Field(
+    family: Text = Field(
         "sd15",
         description=(
             "Model family: sd15 (train_network.py), sdxl (sdxl_train_network.py) or flux "
             "(flux_train_network.py)."
         ),
     )
-    clip_skip: int | None = Field(
+    clip_skip: Int | None = Field(
         None, ge=1, le=12, description="T23: 2 for anime models, 1 for realistic ones."
     )
     tokenizer_cache_dir: OptionalPlanPath = Field(
         None, description="Folder where sd-scripts keeps the CLIP tokenizer (offline use)."
     )
     vae: PlainText | None = Field(None, description="Replacement VAE (file, folder or repo id).")
-    v_parameterization: bool = Field(False, description="The model predicts v (v-pred models).")
+    v_parameterization: Bool = Field(False, description="The model predicts v (v-pred models).")
     ae: PlainText | None = Field(
         None, description="FLUX.1: the AutoEncoder, one .safetensors file (local or Hub)."
     )

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from kohya_plan.plan.common import (
+    Bool,
+    Float,
+    PlainText,
     PositiveFloat,
     PositiveInt,
     ScalarValue,
     Section,
+    Text,
     check_key_value_args,
 )
 
@@ -18,15 +22,15 @@ class NetworkSection(Section):
 
     dim: PositiveInt = Field(128, le=1024, description="T11: rank; 4 to 128 is common.")
     alpha: PositiveFloat = Field(64, description="T12: alpha, at most the rank; scale = alpha/dim.")
-    module: str = Field("networks.lora", description="sd-scripts network module.")
-    dropout: float | None = Field(None, ge=0, lt=1, description="Dropout on the LoRA down output.")
-    args: dict[str, ScalarValue] = Field(
+    module: Text = Field("networks.lora", description="sd-scripts network module.")
+    dropout: Float | None = Field(None, ge=0, lt=1, description="Dropout on the LoRA down output.")
+    args: dict[Text, ScalarValue] = Field(
         default_factory=dict,
         description="Extra network arguments, e.g. { conv_dim = 8, conv_alpha = 4 }.",
     )
-    train_unet_only: bool = Field(False, description="Train no text-encoder LoRA.")
-    train_text_encoder_only: bool = Field(False, description="Train no U-Net LoRA.")
-    weights: str | None = Field(None, description="Start from these LoRA weights.")
+    train_unet_only: Bool = Field(False, description="Train no text-encoder LoRA.")
+    train_text_encoder_only: Bool = Field(False, description="Train no U-Net LoRA.")
+    weights: PlainText | None = Field(None, description="Start from these LoRA weights.")
 
     @field_validator("module")
     @classmethod

@@ -8,10 +8,13 @@ from pydantic import Field, field_validator
 
 from kohya_plan.plan.common import (
     ExtraValue,
+    Float,
+    Int,
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     Section,
+    Text,
     check_key_value_args,
 )
 
@@ -101,9 +104,11 @@ def _suggest(value: str, choices: tuple[str, ...]) -> str:
 class OptimizerSection(Section):
     """Optimizer, learning rates (T14–T18) and scheduler."""
 
-    type: str = Field("AdamW8bit", description="T14: optimizer (sd-scripts name or dotted class).")
-    learning_rate: PositiveFloat = Field(1e-4, description="T15: default learning rate.")
-    unet_lr: float | None = Field(
+    type: Text = Field("AdamW8bit", description="T14: optimizer (sd-scripts name or dotted class).")
+    learning_rate: PositiveFloat = Field(
+        1e-4, le=10, description="T15: default learning rate (adaptive optimizers: 1.0)."
+    )
+    unet_lr: Float | None = Field(
         None, ge=0, description="T16: U-Net LR (overrides learning_rate)."
     )
     text_encoder_lr: NonNegativeFloat | tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(
@@ -113,20 +118,22 @@ class OptimizerSection(Section):
             "encoders where the network takes them (FLUX.1: [CLIP-L, T5-XXL])."
         ),
     )
-    scheduler: str = Field("cosine_with_restarts", description="T18: LR scheduler.")
-    scheduler_num_cycles: PositiveInt = Field(1, description="Restarts for cosine_with_restarts.")
-    scheduler_power: float | None = Field(None, gt=0, description="Power for polynomial.")
-    min_lr_ratio: float | None = Field(
+    scheduler: Text = Field("cosine_with_restarts", description="T18: LR scheduler.")
+    scheduler_num_cycles: PositiveInt = Field(
+        1, le=10_000, description="Restarts for cosine_with_restarts."
+    )
+    scheduler_power: Float | None = Field(None, gt=0, description="Power for polynomial.")
+    min_lr_ratio: Float | None = Field(
         None, ge=0, le=1, description="Minimum LR ratio (cosine_with_min_lr, warmup_stable_decay)."
     )
-    warmup_steps: int | float = Field(
+    warmup_steps: Int | Float = Field(
         0, ge=0, description="Warmup: an integer is a step count, a float below 1 a ratio."
     )
-    max_grad_norm: float | None = Field(None, ge=0, description="Gradient clipping (0 disables).")
-    args: dict[str, ExtraValue] = Field(
+    max_grad_norm: Float | None = Field(None, ge=0, description="Gradient clipping (0 disables).")
+    args: dict[Text, ExtraValue] = Field(
         default_factory=dict, description="Optimizer arguments, e.g. { weight_decay = 0.01 }."
     )
-    scheduler_args: dict[str, ExtraValue] = Field(
+    scheduler_args: dict[Text, ExtraValue] = Field(
         default_factory=dict, description="Scheduler arguments, e.g. { step_rules = '1:10,0.1' }."
     )
 

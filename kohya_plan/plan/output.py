@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import OptionalPlanPath, PlainText, PlanPath, Section
+from kohya_plan.plan.common import OptionalPlanPath, PlainText, PlanPath, Section, Text
 
 _FORBIDDEN = set('/\\:*?"<>|')
 
@@ -28,7 +28,7 @@ class OutputSection(Section):
     runs_dir: OptionalPlanPath = Field(
         None, description="Where `make` creates run folders (default: runs/ beside the plan)."
     )
-    comment: str | None = Field(None, description="Stored in the LoRA's metadata.")
+    comment: Text | None = Field(None, description="Stored in the LoRA's metadata.")
 
     @field_validator("name")
     @classmethod

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import Section
+from kohya_plan.plan.common import Section, Text
 from kohya_plan.rules import RULES
 
 
 class RulesSection(Section):
     """Waivers: rule ids whose findings are reported as waived instead of blocking."""
 
-    allow: tuple[str, ...] = Field((), description='Rule ids to waive, e.g. ["te-lr-ratio"].')
+    allow: tuple[Text, ...] = Field((), description='Rule ids to waive, e.g. ["te-lr-ratio"].')
 
     @field_validator("allow")
     @classmethod

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from kohya_plan.plan.common import PositiveInt, Section
+from kohya_plan.plan.common import Bool, PositiveInt, Section, Text
 
 SAMPLERS = (
     "ddim",
@@ -42,7 +42,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
 def prompt_problems(line: str) -> list[str]:
     """Problems sd-scripts would ignore silently (or only log) in one sample-prompt line."""
     pieces = line.split(" --")
-    problems: list[str] = []
+    problems: list[Text] = []
     for piece in pieces[1:]:
         name, _, rest = piece.strip().partition(" ")
         key = name.lower()
@@ -73,9 +73,9 @@ class SamplingSection(Section):
 
     every_n_epochs: PositiveInt | None = Field(None, description="T24: sample every N epochs.")
     every_n_steps: PositiveInt | None = Field(None, description="T24: sample every N steps.")
-    at_first: bool = Field(False, description="Also sample before the first step.")
-    sampler: str = Field("euler_a", description="Default sampler for prompts without --ss.")
-    prompts: tuple[str, ...] = Field((), description="T25: one prompt per entry, with --n/--w/...")
+    at_first: Bool = Field(False, description="Also sample before the first step.")
+    sampler: Text = Field("euler_a", description="Default sampler for prompts without --ss.")
+    prompts: tuple[Text, ...] = Field((), description="T25: one prompt per entry, with --n/--w/...")
 
     @field_validator("sampler")
     @classmethod

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 
-from kohya_plan.plan.common import NonNegativeInt, PositiveInt, Section
+from kohya_plan.plan.common import NonNegativeInt, PositiveInt, Section, Text
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -97,7 +97,7 @@ class SlurmSection(Section):
     GPU. The job script is rendered into the run folder by ``kohya_plan.render.sbatch``.
     """
 
-    partition: str | None = Field(None, description='Partition (queue), e.g. "gpu".')
+    partition: Text | None = Field(None, description='Partition (queue), e.g. "gpu".')
     nodes: PositiveInt = Field(1, description="Machines (accelerate's num_machines).")
     gpus_per_node: NonNegativeInt = Field(
         1,
@@ -106,21 +106,21 @@ class SlurmSection(Section):
             "per machine; for CPU-only test clusters)."
         ),
     )
-    gpu_type: str | None = Field(
+    gpu_type: Text | None = Field(
         None,
         description='GPU type for --gpus-per-node=TYPE:N, e.g. "a100" (as the cluster names it).',
     )
     cpus_per_task: PositiveInt | None = Field(
         None, description="CPU cores per machine (one task per machine)."
     )
-    mem: str | None = Field(
+    mem: Text | None = Field(
         None, description='Memory per machine: "64G", "500M"; a number alone is megabytes.'
     )
-    time: str | None = Field(
+    time: Text | None = Field(
         None, description='Time limit: "90" (minutes), "12:00:00", "2-00:00:00".'
     )
-    account: str | None = Field(None, description="Account to charge.")
-    constraint: str | None = Field(None, description='Node features, e.g. "a100".')
+    account: Text | None = Field(None, description="Account to charge.")
+    constraint: Text | None = Field(None, description='Node features, e.g. "a100".')
     signal_before_limit: PositiveInt = Field(
         120,
         description=(
@@ -128,7 +128,7 @@ class SlurmSection(Section):
             "training.save_state, the job requeued to resume from the newest state)."
         ),
     )
-    extra_sbatch: list[str] = Field(
+    extra_sbatch: list[Text] = Field(
         default_factory=list,
         description='Any other sbatch option, one per line: ["--qos=high", "--mail-type=END"].',
     )

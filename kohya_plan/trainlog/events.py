@@ -155,7 +155,8 @@ class Failure:
     """The run failed, or is failing.
 
     kind: cuda_oom, nan_loss, missing_model, argparse (options = the offending options),
-    dataset, precision (fp16 where there is no GPU), optimizer_missing, interrupted, traceback
+    dataset, precision (fp16 where there is no GPU), optimizer_missing, missing_package (the
+    trainer's Python lacks accelerate, torch or another requirement), interrupted, traceback
     (any other exception), child_exit (only the launcher's CalledProcessError was seen).
     """
 

@@ -82,6 +82,10 @@ _OPTIMIZER_PACKAGES = frozenset(
     ("bitsandbytes", "dadaptation", "lion_pytorch", "Prodigy", "schedulefree", "prodigyplus")
 )
 
+# `ModuleNotFoundError: No module named 'torch'`; python -m: `No module named accelerate.x`
+MODULE_NOT_FOUND = re.compile(r"No module named '?([\w.]+)'?")
+_OPTIMIZER_MODULES = _OPTIMIZER_PACKAGES | {"prodigyopt"}
+
 # Start-up phases, by the first word of the message (a cheap dict lookup rejects most lines).
 # Short prefixes: a rich record's first line is checked as soon as it arrives, before the rest.
 # These are train_network.py's own; each model family adds its start-up lines
@@ -144,6 +148,10 @@ def exception_kind(line: str) -> str:
         return "cuda_oom"
     if any(s in line for s in _MISSING_MODEL):
         return "missing_model"
+    if line.startswith(("ModuleNotFoundError:", "ImportError: No module named")):
+        found = MODULE_NOT_FOUND.search(line)
+        top = found.group(1).split(".")[0] if found else ""
+        return "optimizer_missing" if top in _OPTIMIZER_MODULES else "missing_package"
     if line.startswith("ImportError: No "):
         package = line[len("ImportError: No ") :].partition(" ")[0]
         if package in _OPTIMIZER_PACKAGES:

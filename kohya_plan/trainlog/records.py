@@ -45,6 +45,11 @@ _STEPS = re.compile(
     r"steps: *\d+%\|[^|]*\| *(\d+)/(\d+) \[([\d:]+)<([\d:]+|\?), *([\d.]+|\?)(it/s|s/it)"
     r"(?:, (.*))?\]"
 )
+# `/venv/bin/python3: Error while finding module specification for 'accelerate.commands.launch'
+# (ModuleNotFoundError: No module named 'accelerate')` or `python: No module named accelerate.x`
+_PYTHON_M_FAILED = re.compile(
+    r"^\S*python[\w.]*(?:\.exe)?: (?:Error while finding|No module named)"
+)
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (-?\d+)")
 _EXIT_SIGNAL = re.compile(r"died with <Signals\.(\w+): (\d+)>")
 
@@ -346,6 +351,10 @@ class LogParser(MessageReader):
             return
         self._phase_of(s)
         if ": error: " in s and self._argparse(s):
+            return
+        if "No module named" in s and _PYTHON_M_FAILED.match(s):
+            # `python -m accelerate.commands.launch` in an interpreter without accelerate
+            self._fail("missing_package", s, (s,))
             return
         self._message(s, None)
 

@@ -15,7 +15,8 @@ import webbrowser
 from typing import TYPE_CHECKING, Any
 
 from kohya_plan import rundir
-from kohya_plan.errors import UsageError
+from kohya_plan.errors import KohyaPlanError, UsageError
+from kohya_plan.loading import is_plan_folder, load_plan, plan_file
 from kohya_plan.trainlog.tensorboard import EVENTS_GLOB
 
 if TYPE_CHECKING:
@@ -67,7 +68,16 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
         if is_run_dir(path):
             runs = [path]
         else:
+            plan_folder = is_plan_folder(path)
+            if plan_folder:  # the folder `init` made: its plan's runs/
+                path = _plan_runs(path)
             runs = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
+            if not runs and plan_folder:
+                msg = (
+                    f"{given} is a plan folder without runs yet — `kohya-plan launch {given}` "
+                    "makes and runs one"
+                )
+                raise UsageError(msg)
             if not runs:
                 msg = (
                     f"{given} is not a run folder: it has no launch.json and plan.toml, and "
@@ -77,6 +87,15 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
                 raise UsageError(msg)
         found += [run for run in runs if run not in found]
     return found
+
+
+def _plan_runs(folder: Path) -> Path:
+    """Where a plan folder's runs are (output.runs_dir, default runs/), an empty path if none."""
+    try:
+        runs = load_plan(plan_file(folder)).runs_dir(folder)
+    except KohyaPlanError:
+        runs = folder / "runs"
+    return runs if runs.is_dir() else folder
 
 
 def _tensorboard_enabled(run_dir: Path) -> bool:

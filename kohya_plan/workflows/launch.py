@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -21,7 +22,7 @@ from kohya_plan.errors import (
     os_error_text,
 )
 from kohya_plan.findings import blocking
-from kohya_plan.loading import load_plan
+from kohya_plan.loading import is_plan_folder, load_plan, plan_file, source_plan
 from kohya_plan.outputs import (
     OUTPUT_LOCK,
     STATE_LAST_FILE,
@@ -124,11 +125,13 @@ def prepare(
     overrides = list(overrides)
     if not target.is_dir():
         return _make_from_plan(target, overrides, options, progress)
+    if is_plan_folder(target):  # the folder `init` made: its plan.toml
+        return _make_from_plan(plan_file(target), overrides, options, progress)
     run = rundir.RunDir(target)
     if overrides or options.resume or options.resume_from:
         msg = (
             f"{target} is a made run folder and cannot change — launch its plan with "
-            f"--set/--resume instead: `kohya-plan launch {run.plan}` makes a new run folder"
+            f"--set/--resume instead: {relaunch_command(run)} makes a new run folder"
         )
         raise LaunchError(msg)
     run.require_made()
@@ -150,7 +153,7 @@ def _prepare_run_dir(
     if run.was_launched():
         msg = (
             f"{target} was launched before (it has {rundir.LOG}) — a run folder is used once; "
-            f"`kohya-plan launch {run.plan}` makes a new one beside it"
+            f"{relaunch_command(run)} makes a new one beside it"
         )
         raise LaunchError(msg)
     plan = load_plan(run.plan)
@@ -177,6 +180,20 @@ def _prepare_run_dir(
         output_lock.release()
         raise
     return prepared
+
+
+def relaunch_command(run: rundir.RunDir) -> str:
+    """The command that makes a new run of the same plan beside `run` (never inside it).
+
+    The plan the run was made from, when it still exists; else the run's own plan.toml with
+    output.runs_dir pointed at the folder that holds the run (its own runs/ would nest).
+    """
+    source = source_plan(run)
+    if source is not None:
+        return f"`kohya-plan launch {shlex.quote(source)}`"
+    runs = toml_string(str(run.path.parent))
+    words = ["kohya-plan", "launch", str(run.plan), "--set", f"output.runs_dir={runs}"]
+    return f"`{shlex.join(words)}`"
 
 
 def _make_from_plan(

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import threading
-import zlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import base_plan, make_images, write_plan
+from helpers import base_plan, make_images, png_header, write_plan
 
 from kohya_plan.inputs.scan import PIL_MAX_IMAGE_PIXELS
 
@@ -24,23 +22,6 @@ if TYPE_CHECKING:
     from click.testing import Result
 
 ALLOW = ["image-count", "steps-range"]
-
-
-def png_header(path: Path, width: int, height: int) -> None:
-    """A PNG whose IHDR says width x height (all a header reader and Pillow's open look at)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _check(

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import sdlab
 import sdlab_families
-from helpers import base_plan, make_images, write_plan
+from helpers import base_plan, make_images, write_plan, write_sdxl_diffusers
 
 pytestmark = [
     pytest.mark.sdscripts,
@@ -91,21 +91,9 @@ def _images(root: Path, case: Case) -> Path:
 
 
 def _sdxl_standin(folder: Path) -> Path:
-    """A Diffusers folder holding only an SDXL model_index.json (what kohya-plan reads)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    index = {
-        "_class_name": "StableDiffusionXLPipeline",
-        "_diffusers_version": "0.32.1",
-        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "tokenizer_2": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-    (folder / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
-    return folder
+    """A Diffusers folder with an SDXL model_index.json and its parts as fake files: what
+    kohya-plan reads (sd-scripts' --debug_dataset never loads the weights)."""
+    return write_sdxl_diffusers(folder)
 
 
 def _plan(root: Path, model: dict[str, Any], case: Case, step: int, name: str) -> Path:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 import sdlab
-from helpers import base_plan, flux_stub_files, make_images, ready_tokenizers, write_plan
+from helpers import (
+    base_plan,
+    flux_stub_files,
+    make_images,
+    ready_tokenizers,
+    write_plan,
+    write_sdxl_diffusers,
+)
 
 from kohya_plan.planning import check_plan, make_run
 
@@ -191,11 +198,7 @@ def _family_run(root: Path, family: str) -> Path:
     }
     extra: dict = {}
     if family == "sdxl":
-        folder = root / "sdxl"
-        folder.mkdir()
-        (folder / "model_index.json").write_text(
-            '{"_class_name": "StableDiffusionXLPipeline", "text_encoder": ["t", "C"]}'
-        )
+        folder = write_sdxl_diffusers(root / "sdxl")
         model["base"] = str(folder)
         extra = {
             "network": {"train_unet_only": True},

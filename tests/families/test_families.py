@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import base_plan, flux_stub_files, make_images, ready_tokenizers, write_plan
+from helpers import (
+    base_plan,
+    flux_stub_files,
+    make_images,
+    ready_tokenizers,
+    write_plan,
+    write_sdxl_diffusers,
+)
 
 from kohya_plan.checks import run_checks
 from kohya_plan.errors import PlanError
@@ -284,10 +291,7 @@ def test_sdxl_renders_one_text_encoder_lr_and_leaves_clip_skip_out(
     )
     data["model"]["clip_skip"] = 2
     data["model"]["base"] = str(tmp_path / "sdxl")
-    (tmp_path / "sdxl").mkdir()
-    (tmp_path / "sdxl" / "model_index.json").write_text(
-        '{"_class_name": "StableDiffusionXLPipeline", "text_encoder": ["t", "C"]}'
-    )
+    write_sdxl_diffusers(tmp_path / "sdxl")
     config = _config(tmp_path, run_cli, data)
     assert config["text_encoder_lr"] == [5e-5]
     assert "clip_skip" not in config

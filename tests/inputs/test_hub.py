@@ -65,8 +65,11 @@ def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def go_online(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let kohya_plan.inputs.hub believe it may use the network (every network call is a fake)."""
+    from kohya_plan.inputs.hub import fetch
+
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(fetch, "hub_unreachable", lambda: None)  # the probe would connect
 
 
 def cache_dir() -> Path:

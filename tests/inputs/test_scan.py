@@ -5,7 +5,7 @@ with the installed ``imagesize``; sd-scripts pins imagesize 1.4.1, whose known
 differences from 2.x (no EXIF rotation, VP8X one pixel smaller, no BMP: Pillow
 fallback) are applied explicitly. Tests marked ``sdscripts`` compare against the real
 sd-scripts code (``BaseDataset.get_image_size``, ``read_caption`` via a DreamBooth
-dataset) run by the interpreter of ``.venv-sd`` (or ``$KOHYA_PLAN_SD_PYTHON``).
+dataset) run by the interpreter of ``.venv-sd`` (or ``$KOHYA_SD_PYTHON``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,15 @@ import shutil
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import REPO, TESTS, flux_stub_files, make_images, ready_tokenizers
+from helpers import (
+    REPO,
+    TESTS,
+    flux_stub_files,
+    make_images,
+    ready_tokenizers,
+    write_diffusers,
+    write_sdxl_diffusers,
+)
 
 from kohya_plan.planning import check_plan, make_run
 
@@ -39,7 +47,7 @@ def _prepare(case: str, root: Path) -> Path:
         make_images(root / "images" / "portraits", [(512, 768)] * 3, caption="sks woman, smile")
         make_images(root / "images" / "full body", [(768, 512)] * 2, caption_ext=".caption")
         make_images(root / "reg" / "1_woman", [(512, 512)] * 4, caption="woman")
-        (root / "models" / "tiny sd15").mkdir(parents=True)
+        write_diffusers(root / "models" / "tiny sd15")
     else:  # sdxl, flux: a family's own files (buckets where the 32-px step differs)
         shutil.copy(GOLDEN / case / "plan.toml", root / "plan.toml")
         sizes = [(1024, 1024)] * 3 + [(1216, 832)] * 2 + [(800, 1250)]
@@ -53,11 +61,7 @@ def _prepare(case: str, root: Path) -> Path:
 
 
 def _sdxl_folder(folder: Path) -> None:
-    import json
-
-    folder.mkdir(parents=True)
-    index = {"_class_name": "StableDiffusionXLPipeline", "text_encoder": ["transformers", "X"]}
-    (folder / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+    write_sdxl_diffusers(folder)  # a Diffusers folder with its parts, as check wants
 
 
 @pytest.mark.parametrize("case", ["tutorial", "subsets-reg", "sdxl", "flux"])

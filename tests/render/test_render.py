@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import toml
-from helpers import base_plan, make_images, write_plan
+from helpers import base_plan, make_images, write_diffusers, write_plan
 
 from kohya_plan.loading import loads_toml
 from kohya_plan.options import OPTION_FOR, options_for, value_problem
@@ -72,7 +72,7 @@ def test_powershell_quoting_is_literal(text: str) -> None:
 @pytest.fixture
 def report(tmp_path: Path):
     make_images(tmp_path / "data" / "5_testchar", [(512, 512), (512, 768), (768, 512)])
-    (tmp_path / "models").mkdir()
+    write_diffusers(tmp_path / "models")
     plan = write_plan(
         tmp_path,
         base_plan(

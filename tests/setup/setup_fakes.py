@@ -126,9 +126,14 @@ def make_wheels(folder: Path, versions: dict[str, str] | None = None) -> Path:
     return folder
 
 
+# Variables that point git at another repository: set by `git rebase --exec` and by hooks, they
+# would make the fake mirror's `git init`/`commit` act on the repository the tests run in.
+_GIT_LOCATION = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
+
+
 def _git(args: list[str], cwd: Path) -> str:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in _GIT_LOCATION},
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@example.org",
         "GIT_COMMITTER_NAME": "t",

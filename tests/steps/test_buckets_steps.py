@@ -3,7 +3,7 @@
 Hand-checked cases and the worked examples of the contract (§5) run everywhere. Tests
 marked ``sdscripts`` run the real ``BucketManager`` and the real DreamBooth dataset
 construction (``config_util.generate_dataset_group_by_blueprint``) with the interpreter
-of ``.venv-sd`` (or ``$KOHYA_PLAN_SD_PYTHON``) and compare every number.
+of ``.venv-sd`` (or ``$KOHYA_SD_PYTHON``) and compare every number.
 """
 
 from __future__ import annotations

@@ -98,6 +98,9 @@ CASES: dict[str, tuple[int | None, int, list[str], bool, str | None, list[str]]]
     "run13_single_file": (4, 4, ["tinylora_single"], True, None, ["no_reg_images"]),
     "run14_res64": (8, 8, ["tinylora_64"], True, None, ["no_reg_images"]),
     "run15_debug_dataset": (None, 0, [], False, None, ["no_reg_images"]),
+    # the trainer's Python without torch (accelerate fails) or without sd-scripts' voluptuous
+    "run16_no_torch": (None, 0, [], False, "missing_package", []),
+    "run17_no_requirement": (None, 0, [], False, "missing_package", []),
 }
 
 
@@ -318,6 +321,9 @@ CPE = (
             "missing_model",
         ),
         ("KeyError: 'lora_unet_down'", "traceback"),
+        ("ModuleNotFoundError: No module named 'diffusers'", "missing_package"),
+        ("ModuleNotFoundError: No module named 'bitsandbytes'", "optimizer_missing"),
+        ("ModuleNotFoundError: No module named 'prodigyopt'", "optimizer_missing"),
     ],
 )
 def test_exception_kinds_under_accelerate(exception: str, kind: str) -> None:
@@ -688,3 +694,26 @@ def test_undecodable_bytes_and_endless_line_stay_bounded() -> None:
     assert peak < 16 * 1024 * 1024  # the unfinished line is cut at 1 Mi characters
     assert parser.feed(b"\nepoch 1/3\n") == [EpochStart(1, 3)]
     assert parser.finish() == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/home/user/venv/bin/python3: Error while finding module specification for "
+        "'accelerate.commands.launch' (ModuleNotFoundError: No module named 'accelerate')",
+        "/usr/bin/python3.11: No module named accelerate.commands.launch",
+        "C:\\sd\\venv\\Scripts\\python.exe: No module named accelerate",
+    ],
+)
+def test_python_without_accelerate_is_a_missing_package(line: str) -> None:
+    """`python -m accelerate.commands.launch` in an interpreter without accelerate: no
+    traceback, exit status 1; the cause is still named."""
+    state = replay(line.encode() + b"\n")
+    assert state.cause is not None
+    assert state.cause.kind == "missing_package"
+    assert "accelerate" in state.cause.message
+
+
+def test_a_line_merely_mentioning_a_module_is_no_failure() -> None:
+    state = replay(b"INFO note: No module named 'xformers', using sdpa instead\n")
+    assert state.failures == []

@@ -25,6 +25,7 @@ import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,49 @@ logger = logging.getLogger(__name__)
 _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{8,}")
 _CLI_HINT = "(huggingface_hub < 1.0: `huggingface-cli` instead of `hf`)"
 _LOGIN = "log in with `hf auth login` or set HF_TOKEN " + _CLI_HINT
+
+
+PROBE_TIMEOUT_S = 3.0
+"""How long the one reachability probe waits (huggingface_hub alone retries for ~24 s)."""
+
+
+@cache
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached from here, or None: one short TCP probe.
+
+    huggingface_hub retries every failed request five times with back-off (about 24 s per
+    file) before it gives up, so an offline machine without HF_HUB_OFFLINE would wait that
+    long for each file before the (good) error. One connection attempt to the endpoint
+    (``HF_ENDPOINT``), or to the proxy when ``HTTPS_PROXY`` is set, tells at once; asked once
+    per process.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    proxy = next(
+        (
+            v
+            for n in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+            if (v := os.environ.get(n))
+        ),
+        None,
+    )
+    target = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = target.hostname or "huggingface.co"
+    try:
+        port = target.port or (80 if target.scheme == "http" else 443)
+    except ValueError:
+        port = 443
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+
+
+def hub_offline() -> bool:
+    """Use only the cache: HF_HUB_OFFLINE is set, or the Hub cannot be reached (probed once)."""
+    return is_offline() or hub_unreachable() is not None
 
 
 def is_error(exc: BaseException, *names: str) -> bool:
@@ -122,9 +166,15 @@ class Context:
             instead = "or unset HF_HUB_OFFLINE to let kohya-plan download it"
         else:
             why = "the Hugging Face Hub could not be reached"
-            if cause is not None:
+            reason = hub_unreachable()
+            if reason is not None:
+                why += f" ({reason})"
+            elif cause is not None:
                 why += f" ({_detail(cause)})"
-            instead = "or check the network, proxy (HTTPS_PROXY) and HF_ENDPOINT and try again"
+            instead = (
+                "or check the network, proxy (HTTPS_PROXY) and HF_ENDPOINT and try again; to "
+                "work offline from the cache without trying the network, set HF_HUB_OFFLINE=1"
+            )
         return self.fail(
             f"{what} is not in the Hugging Face cache ({self.cache}) and {why}. "
             f"Download it on a machine with network: {hint} {_CLI_HINT}, then copy that "
@@ -250,7 +300,7 @@ def _resolve_file(context: Context, family: str | None) -> Path:
 
     ref = context.ref
     assert ref.filename is not None
-    offline = is_offline()
+    offline = hub_offline()
     if not offline and cached_model(ref, context.cache) is None:
         _precheck_header(context, family)
     hint = download_hint(ref.repo_id, ref.revision, [ref.filename])
@@ -299,7 +349,7 @@ def _resolve_pipeline(context: Context, family: str) -> Path:
     hint = hint[:-1] + " --include " + " ".join(f'"{p}"' for p in _PIPELINE_HINT) + "`"
     cached = cached_model(ref, context.cache)
     pinned = ref.revision is not None and COMMIT.match(ref.revision) is not None
-    if is_offline() or (pinned and cached is not None and not missing_pipeline_parts(cached)):
+    if hub_offline() or (pinned and cached is not None and not missing_pipeline_parts(cached)):
         return _use_cached_pipeline(context, cached, family, hint, None)
 
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
@@ -443,7 +493,7 @@ def _resolve_vae_repo(context: Context) -> Path:
     ref = context.ref
     hint = download_hint(ref.repo_id, ref.revision, ["config.json", "vae/config.json"])
     cached = cached_model(ref, context.cache)
-    if is_offline():
+    if hub_offline():
         if cached is None:
             raise context.not_cached(str(ref), hint)
         return cached

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kohya_plan.errors import LaunchError, os_error_text
 from kohya_plan.families import CLIP_L, FAMILIES, SD2_TOKENIZER, TokenizerSource
-from kohya_plan.inputs.hub.cache import hub_cache_dir, is_offline
-from kohya_plan.inputs.hub.fetch import Context, download_hint, is_error, progress_bars
+from kohya_plan.inputs.hub.cache import hub_cache_dir
+from kohya_plan.inputs.hub.fetch import Context, download_hint, hub_offline, is_error, progress_bars
 from kohya_plan.inputs.hub.refs import HubRef
 
 TOKENIZERS: dict[str, tuple[TokenizerSource, ...]] = {
@@ -75,7 +75,7 @@ def _fetch_tokenizer(source: TokenizerSource, cache: Path) -> dict[str, Path]:
     hint = download_hint(
         source.repo_id, None, in_repo[: len(source.files) + min(1, len(source.any_of))]
     )
-    offline = is_offline()
+    offline = hub_offline()
     found: dict[str, Path] = {}
     for name in names:
         try:

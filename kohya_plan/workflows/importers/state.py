@@ -208,9 +208,13 @@ def is_option(state: State, given: Given) -> bool:
 
 def carry_extra(state: State, name: str, given: Given, reason: str = "") -> None:
     """An sd-scripts option the plan does not model: into launch.extra, checked."""
-    from kohya_plan.options import value_problem
+    from kohya_plan.options import extra_refusal, value_problem
 
     b = state.builder
+    refusal = extra_refusal(name)
+    if refusal is not None:  # ignored by sd-scripts, a secret, or not training: never carried
+        b.record(given.source, "cannot", reason=refusal, default=given.default)
+        return
     option = (state.known or state.types).get(name)
     if option is None and state.known is not None:
         close = difflib.get_close_matches(name, state.known, n=1, cutoff=0.7)

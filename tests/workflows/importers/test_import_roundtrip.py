@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import make_images
+from helpers import make_images, write_diffusers
 
 from kohya_plan.planning import check_plan, make_run
 
@@ -26,7 +26,7 @@ def _golden_case(case: str, root: Path) -> Path:
         make_images(root / "images" / "portraits", [(512, 768)] * 3, caption="sks woman, smile")
         make_images(root / "images" / "full body", [(768, 512)] * 2, caption_ext=".caption")
         make_images(root / "reg" / "1_woman", [(512, 512)] * 4, caption="woman")
-        (root / "models" / "tiny sd15").mkdir(parents=True)
+        write_diffusers(root / "models" / "tiny sd15")
     return root / "plan.toml"
 
 
