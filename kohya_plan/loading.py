@@ -14,6 +14,7 @@ from kohya_plan import rules
 from kohya_plan.errors import PlanError
 from kohya_plan.plan import (
     DatasetSection,
+    DeepSpeedSection,
     LaunchSection,
     ModelSection,
     NetworkSection,
@@ -22,6 +23,7 @@ from kohya_plan.plan import (
     Plan,
     RulesSection,
     SamplingSection,
+    SlurmSection,
     SubsetSection,
     TrainingSection,
 )
@@ -51,6 +53,8 @@ _MODELS: dict[str, type[BaseModel]] = {
     "sampling": SamplingSection,
     "output": OutputSection,
     "launch": LaunchSection,
+    "launch.deepspeed": DeepSpeedSection,
+    "slurm": SlurmSection,
     "rules": RulesSection,
 }
 _EXAMPLES = {

@@ -15,6 +15,7 @@ from kohya_plan.loading import load_plan, validate_plan
 from kohya_plan.options import sd_scripts_commit
 from kohya_plan.render.command import (
     Launch,
+    accelerate_config,
     build_launch,
     command_ps1,
     command_sh,
@@ -148,6 +149,7 @@ def render_run(report: CheckReport, run_dir: Path, inputs: Inputs | None = None)
         rundir.PROMPTS: render_prompts(plan, _header(report, "Sample prompts (--sample_prompts)")),
         rundir.COMMAND_SH: command_sh(launch),
         rundir.COMMAND_PS1: command_ps1(launch),
+        rundir.ACCELERATE_CONFIG: accelerate_config(plan),
     }
     return RenderedRun(files.path, rendered, launch, inputs)
 

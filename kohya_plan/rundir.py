@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "ACCELERATE_CONFIG",
     "CHECK",
     "COMMAND_PS1",
     "COMMAND_SH",
+    "COMPARE",
     "CONFIG",
     "DATASET",
     "EXIT",
+    "JOB_SBATCH",
     "LAUNCH",
     "LOG",
     "LOGS",
@@ -41,7 +44,12 @@ __all__ = [
     "PLAN_SOURCE",
     "PROMPTS",
     "REPORT",
+    "SLURM_ARRAY_OUTPUT",
+    "SLURM_JOB",
+    "SLURM_OUTPUT",
     "SUMMARY",
+    "SWEEP",
+    "SWEEP_QUEUE",
     "RunDir",
     "RunDirError",
     "creating",
@@ -61,6 +69,10 @@ CONFIG = "config.toml"
 PROMPTS = "prompts.txt"
 COMMAND_SH = "command.sh"
 COMMAND_PS1 = "command.ps1"
+ACCELERATE_CONFIG = "accelerate.json"
+"""The run's own accelerate config (`--config_file`): no default config file is ever read."""
+JOB_SBATCH = "job.sbatch"
+"""The SLURM job script (`make --slurm`), for `kohya-plan submit`."""
 CHECK = "check.json"
 """What `check` found when the run was made: facts, findings, steps, resolved inputs."""
 LAUNCH = "launch.json"
@@ -77,8 +89,37 @@ LOGS = "logs"
 """sd-scripts' --logging_dir (TensorBoard event files)."""
 LR_FIND_PNG = "lr-find.png"
 LR_FIND_JSON = "lr-find.json"
+SLURM_JOB = "slurm.json"
+"""The SLURM job(s) `submit` started for this folder: job ids, when, how."""
+SLURM_OUTPUT = "slurm-%j.out"
+"""sbatch's --output pattern of a run's job (``%j``: the job id)."""
+SLURM_ARRAY_OUTPUT = "slurm-%A_%a.out"
+"""sbatch's --output pattern of a sweep's job array (``%A``: array job id, ``%a``: task)."""
+SWEEP = "sweep.json"
+"""A sweep folder's record: the grid, its points and their run folders."""
+SWEEP_QUEUE = "queue.json"
+"""A sweep's local queue: which points ran, how they ended (resumed after a stop)."""
+COMPARE = "compare.html"
 
-MADE_BY_MAKE = (PLAN, PLAN_SOURCE, DATASET, CONFIG, PROMPTS, COMMAND_SH, COMMAND_PS1, CHECK, LAUNCH)
+MADE_BY_MAKE = (
+    PLAN,
+    PLAN_SOURCE,
+    DATASET,
+    CONFIG,
+    PROMPTS,
+    COMMAND_SH,
+    COMMAND_PS1,
+    ACCELERATE_CONFIG,
+    CHECK,
+    LAUNCH,
+)
+
+
+def slurm_log_name(job_id: str, array_task: int | None = None) -> str:
+    """The file a job's output goes to (`SLURM_OUTPUT`, `SLURM_ARRAY_OUTPUT` filled in)."""
+    if array_task is None:
+        return SLURM_OUTPUT.replace("%j", job_id)
+    return SLURM_ARRAY_OUTPUT.replace("%A", job_id).replace("%a", str(array_task))
 
 
 class RunDirError(UsageError):
@@ -112,6 +153,14 @@ class RunDir:
     @property
     def prompts(self) -> Path:
         return self.path / PROMPTS
+
+    @property
+    def accelerate_config(self) -> Path:
+        return self.path / ACCELERATE_CONFIG
+
+    @property
+    def job_sbatch(self) -> Path:
+        return self.path / JOB_SBATCH
 
     @property
     def logging_dir(self) -> Path:

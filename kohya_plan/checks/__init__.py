@@ -1,8 +1,8 @@
 """The tutorial's rules and sd-scripts' pitfalls, checked against a plan and its data (pure).
 
-One module per area (network, optimizer, training, dataset, model, setup, hardware); each check
-takes the frozen plan and the facts `inputs` gathered and yields findings of the rules declared
-in `kohya_plan.rules`. Errors block `make` unless the plan waives a waivable id in
+One module per area (network, optimizer, training, launch, dataset, model, setup, hardware);
+each check takes the frozen plan and the facts `inputs` gathered and yields findings of the
+rules declared in `kohya_plan.rules`. Errors block `make` unless the plan waives a waivable id in
 `rules.allow`; advice is printed and never blocks.
 """
 
@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from kohya_plan.checks import dataset, hardware, model, network, optimizer, setup, training
+from kohya_plan.checks import (
+    dataset,
+    hardware,
+    launch,
+    model,
+    network,
+    optimizer,
+    setup,
+    training,
+)
 from kohya_plan.findings import Finding, blocking
 from kohya_plan.lora import lora_file_bytes, lora_parameters
 
@@ -46,8 +55,14 @@ CHECKS: tuple[Check, ...] = (
     dataset.check_image_counts,
     dataset.check_keep_tokens,
     training.check_steps,
+    launch.check_processes,
+    launch.check_warmup,
+    launch.check_ddp,
+    launch.check_deepspeed,
+    launch.check_slurm,
     dataset.check_reg,
     setup.check_sd_scripts,
+    launch.check_accelerate_config,
     hardware.check_hardware,
 )
 

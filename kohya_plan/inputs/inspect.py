@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kohya_plan.inputs import scan
+from kohya_plan.inputs.accelerate_config import read_default_config
 from kohya_plan.inputs.facts import (
     Facts,
     FolderFacts,
@@ -193,6 +194,15 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
     train = [f for f in folders if not f.subset.is_reg]
     samples = sum(f.images * f.subset.repeats for f in train)
     formula = samples * report.epochs / t.batch_size
+    processes = plan.launch.num_processes
+    single = None
+    if processes > 1:
+        single = total_steps(
+            count.total,
+            epochs=t.epochs,
+            max_train_steps=t.max_train_steps,
+            gradient_accumulation_steps=t.gradient_accumulation_steps,
+        )
     return StepFacts(
         batches_per_epoch=report.batches_per_epoch,
         steps_per_epoch=report.steps_per_epoch,
@@ -202,6 +212,13 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
         train_samples=count.train_samples,
         reg_samples=count.reg_samples,
         buckets=count.buckets,
+        num_processes=processes,
+        batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        epochs_given=t.epochs is not None,
+        dataset_batches=count.total,
+        one_process_epochs=single.epochs if single else None,
+        one_process_steps=single.total_optimization_steps if single else None,
     )
 
 
@@ -223,7 +240,21 @@ def gather_facts(plan: Plan, plan_dir: Path, *, hardware: bool = False) -> Facts
         sd_scripts_found=(sd_scripts / plan.script_name).is_file(),
         steps=compute_steps(plan, folders),
         hardware=_detect_hardware(plan) if hardware else None,
+        accelerate_config=read_default_config(),
+        deepspeed_paths=_deepspeed_paths(plan),
     )
+
+
+def _deepspeed_paths(plan: Plan) -> tuple[tuple[str, Path, bool], ...]:
+    ds = plan.launch.deepspeed
+    if ds is None:
+        return ()
+    found = []
+    for what in ("optimizer", "param"):
+        path = getattr(ds, f"offload_{what}_nvme_path")
+        if path is not None:
+            found.append((f"launch.deepspeed.offload_{what}_nvme_path", path, path.is_dir()))
+    return tuple(found)
 
 
 def _detect_hardware(plan: Plan) -> Hardware:

@@ -8,13 +8,14 @@ from pydantic import Field
 
 from kohya_plan.plan.common import Section
 from kohya_plan.plan.dataset import DatasetSection, SubsetSection
-from kohya_plan.plan.launch import LaunchSection
+from kohya_plan.plan.launch import DeepSpeedSection, LaunchSection
 from kohya_plan.plan.model import ModelSection
 from kohya_plan.plan.network import NetworkSection
 from kohya_plan.plan.optimizer import OptimizerSection
 from kohya_plan.plan.output import OutputSection
 from kohya_plan.plan.rules import RulesSection
 from kohya_plan.plan.sampling import SamplingSection
+from kohya_plan.plan.slurm import SlurmSection
 from kohya_plan.plan.training import TrainingSection
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DatasetSection",
+    "DeepSpeedSection",
     "LaunchSection",
     "ModelSection",
     "NetworkSection",
@@ -30,6 +32,7 @@ __all__ = [
     "Plan",
     "RulesSection",
     "SamplingSection",
+    "SlurmSection",
     "SubsetSection",
     "TrainingSection",
 ]
@@ -47,6 +50,9 @@ class Plan(Section):
     output: OutputSection
     launch: LaunchSection = Field(default_factory=LaunchSection)
     rules: RulesSection = Field(default_factory=RulesSection)
+    slurm: SlurmSection | None = Field(
+        None, description="The SLURM job (`make --slurm`, `submit`); absent: local runs only."
+    )
 
     @property
     def script_name(self) -> str:

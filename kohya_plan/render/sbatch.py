@@ -24,6 +24,8 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kohya_plan import rundir
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -45,6 +47,10 @@ is among them because Slurm hands each task its GPUs (``CUDA_VISIBLE_DEVICES``).
 DEFAULT_PORT_BASE = 20000
 """Without a fixed port, rank 0 listens on 20000 + job id mod 10000: jobs sharing a node differ."""
 
+# where an array task's output goes once it knows its run folder
+_TASK_LOG = rundir.SLURM_ARRAY_OUTPUT.replace("%A", "${SLURM_ARRAY_JOB_ID}").replace(
+    "%a", "${SLURM_ARRAY_TASK_ID}"
+)
 _TASK_WRAPPER = 'n=$1; shift; exec "${@:1:n}" --machine_rank "$SLURM_PROCID" "${@:n+1}"'
 
 
@@ -293,7 +299,7 @@ def render_sbatch(
         *_sbatch_lines(
             slurm,
             job_name=job_name,
-            output=_sbatch_path(run_dir) + "/slurm-%j.out",
+            output=_sbatch_path(run_dir) + "/" + rundir.SLURM_OUTPUT,
             save_state=save_state,
         ),
         "set -uo pipefail",
@@ -343,7 +349,7 @@ def render_sbatch_array(
     sbatch = _sbatch_lines(
         slurm,
         job_name=job_name,
-        output=_sbatch_path(sweep_dir) + "/slurm-%A_%a.out",
+        output=_sbatch_path(sweep_dir) + "/" + rundir.SLURM_ARRAY_OUTPUT,
         save_state=save_state,
     )
     sbatch.insert(1, f"#SBATCH --array=0-{len(runs) - 1}{limit}")
@@ -365,7 +371,7 @@ def render_sbatch_array(
         "    exit 2",
         "    ;;",
         "esac",
-        'exec >> "$RUN_DIR/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.out" 2>&1',
+        f'exec >> "$RUN_DIR/{_TASK_LOG}" 2>&1',
         *_body(
             slurm,
             accelerate_prefix=accelerate_prefix,

@@ -94,6 +94,7 @@ def build_plan(
     _sampling(state)
     _output(state)
     map_dataset(state, dataset)
+    _distributed(state)
     _rest(state)
     _launch(state, launch or {})
     _implied_defaults(state)
@@ -202,6 +203,42 @@ def _optimizer(state: State) -> None:
             b.set(plan_key, values, given, reason)
         else:
             b.record(given.source, "unset", reason="empty")
+
+
+_DEEPSPEED_OPTIONS = (
+    "zero_stage",
+    "offload_optimizer_device",
+    "offload_optimizer_nvme_path",
+    "offload_param_device",
+    "offload_param_nvme_path",
+)
+
+
+def _distributed(state: State) -> None:
+    """DDP's options and DeepSpeed's (the ZeRO options count only with --deepspeed)."""
+    b = state.builder
+    map_direct(state, "ddp_timeout", "launch.ddp_timeout")
+    map_flag(state, "ddp_gradient_as_bucket_view", "launch.ddp_gradient_as_bucket_view")
+    map_flag(state, "ddp_static_graph", "launch.ddp_static_graph")
+    taken = take_typed(state, "deepspeed")
+    on = False
+    if taken is not None:
+        given, value = taken
+        if value:
+            b.set("launch.deepspeed", {}, given)
+            on = True
+        else:
+            b.record(given.source, "unset", reason="false: sd-scripts' default")
+    for name in _DEEPSPEED_OPTIONS:
+        if on:
+            map_direct(state, name, f"launch.deepspeed.{name}")
+        elif (dropped := state.take(name)) is not None:
+            b.record(
+                dropped.source,
+                "dropped",
+                reason="sd-scripts uses it only with --deepspeed",
+                default=dropped.default,
+            )
 
 
 def _training(state: State) -> None:
