@@ -35,6 +35,18 @@ ADVICE = {
     "traceback": "sd-scripts stopped with an error: see the lines below; `kohya-plan check` "
     "catches most plan mistakes before launch",
     "interrupted": "the run was stopped before the end; saved files are listed above",
+    "rank_died": "one training process ended first and torchrun stopped the others: a killed "
+    "process (SIGKILL) is most often the kernel's out-of-memory killer or a scheduler's limit — "
+    "check the machine's memory (dmesg) and its other lines below; `kohya-plan launch` again "
+    "once it is fixed",
+    "peer_lost": "this process lost the connection to another process of the run, which ended "
+    "first: the cause is in the log of the machine where that process ran",
+    "rendezvous_timeout": "not every machine joined within launch.rdzv_timeout: start every "
+    "machine (machine_rank 0 to num_machines-1) with the same main_process_ip and "
+    "main_process_port, check that each can reach machine 0 on that port, or raise "
+    "launch.rdzv_timeout",
+    "port_in_use": "another program (or run) already listens on launch.main_process_port on "
+    "machine 0: set another port, or wait for that run to end",
     "exit": "the trainer exited with an error status; see the end of train.log",
 }
 
@@ -72,6 +84,7 @@ class Cause:
     message: str
     lines: tuple[str, ...]
     advice: str
+    rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,10 @@ class RunSummary:
     escalation: str | None
     cause: Cause | None
     warnings: tuple[str, ...] = field(default=())
+    processes: int = 1
+    machines: int = 1
+    machine_rank: int | None = None
+    notes: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json, `summary --json`)."""
@@ -148,24 +165,62 @@ def loss_summary(state: RunState, tensorboard: Mapping[int, float]) -> LossSumma
 
 
 def failure_cause(
-    state: RunState, exit_status: int | None, stop_reason: str | None
+    state: RunState,
+    exit_status: int | None,
+    stop_reason: str | None,
+    *,
+    machine_rank: int | None = None,
 ) -> Cause | None:
-    """The classified cause of a failed or stopped run (None when it succeeded)."""
+    """The classified cause of a failed or stopped run (None when it succeeded).
+
+    A machine other than 0 of a multi-machine run never prints "model saved." (machine 0
+    saves): for it a clean exit is a success.
+    """
     if stop_reason is not None and stop_reason != "nan":
         # The trainer's own KeyboardInterrupt traceback is a consequence, not the cause.
         return Cause("interrupted", f"stopped ({stop_reason})", (), ADVICE["interrupted"])
     cause: Failure | None = state.cause
     if cause is not None:
         return Cause(
-            cause.kind, cause.message, tuple(cause.detail_lines), ADVICE.get(cause.kind, "")
+            cause.kind,
+            cause.message,
+            tuple(cause.detail_lines),
+            ADVICE.get(cause.kind, ""),
+            cause.rank,
         )
     if state.saw_no_data:
         return Cause("no_data", "No data found", (), ADVICE["no_data"])
     if exit_status not in (0, None):
         return Cause("exit", f"exit status {exit_status}", (), ADVICE["exit"])
-    if exit_status == 0 and not state.saw_model_saved:
+    if exit_status == 0 and not state.saw_model_saved and not machine_rank:
         return Cause("exit", "the trainer exited without saving a model", (), ADVICE["exit"])
     return None
+
+
+def distributed_notes(
+    state: RunState, *, processes: int, machines: int, machine_rank: int | None
+) -> tuple[str, ...]:
+    """What a run of several processes does differently with its files (scale-lab §1-2)."""
+    if processes < 2:
+        return ()
+    per_machine = max(1, processes // machines)
+    if machine_rank:
+        return (
+            f"this is machine {machine_rank} of {machines} ({per_machine} process(es), ranks "
+            f"{machine_rank * per_machine}-{(machine_rank + 1) * per_machine - 1}): the LoRA "
+            "files, states, TensorBoard logs and rank 0's samples are written by machine 0",
+        )
+    where = f"{processes} processes" + (f" on {machines} machines" if machines > 1 else "")
+    notes = [
+        f"{where}: only rank 0 writes the LoRA files, the state folders and the TensorBoard "
+        "logs (its losses are the ones shown)"
+    ]
+    if state.sample_steps:
+        notes.append(
+            f"sample images: the prompts are shared out among the {processes} processes "
+            f"(prompt k by rank k mod {processes}), all into the same sample folder"
+        )
+    return tuple(notes)
 
 
 def summarize(
@@ -178,9 +233,12 @@ def summarize(
     files: Sequence[LoraFile],
     tensorboard: Mapping[str, Sequence[tuple[int, float]]],
     final_copy: str | None = None,
+    processes: int = 1,
+    machines: int = 1,
+    machine_rank: int | None = None,
 ) -> RunSummary:
     """Fold what is known after a run into its summary (pure)."""
-    cause = failure_cause(state, exit_status, stop_reason)
+    cause = failure_cause(state, exit_status, stop_reason, machine_rank=machine_rank)
     if cause is None:
         outcome = "succeeded"
     elif cause.kind == "interrupted" or (stop_reason is not None and cause.kind != "nan_loss"):
@@ -210,6 +268,12 @@ def summarize(
         escalation=escalation,
         cause=cause,
         warnings=tuple(w.message for w in state.warnings if w.kind != "no_reg_images"),
+        processes=processes,
+        machines=machines,
+        machine_rank=machine_rank,
+        notes=distributed_notes(
+            state, processes=processes, machines=machines, machine_rank=machine_rank
+        ),
     )
 
 
@@ -274,6 +338,11 @@ def summary_from_json(data: Mapping[str, Any]) -> RunSummary:
             message=str(cause["message"]),
             lines=tuple(str(x) for x in cause.get("lines") or ()),
             advice=str(cause.get("advice") or ""),
+            rank=opt_int(cause.get("rank")),
         ),
         warnings=tuple(str(w) for w in data.get("warnings") or ()),
+        processes=int(data.get("processes") or 1),
+        machines=int(data.get("machines") or 1),
+        machine_rank=opt_int(data.get("machine_rank")),
+        notes=tuple(str(n) for n in data.get("notes") or ()),
     )

@@ -268,6 +268,9 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
             _out.print(f"  final file also saved as {summary.final_copy} (T29)")
     elif summary.outcome != "succeeded":
         _out.print("  no LoRA file was saved")
+
+    for note in summary.notes:
+        _out.print(f"  {note}")
     for warning in summary.warnings[:5]:
         _out.print(Text(f"  warning: {warning}", style="yellow"))
     cause = summary.cause

@@ -497,16 +497,21 @@ def _plan(facts: DoctorFacts) -> list[Diagnosis]:
     for name in needs.packages:
         if packages.get(name) is None:
             fix = _pip_fix(facts, name)
+            why = f"optimizer.type = {needs.optimizer!r}"
             if name == "xformers":
                 fix += ' (a build matching torch), or set training.attention = "sdpa"'
+                why += ", training.attention = 'xformers'"
+            elif name == "deepspeed":
+                fix += (
+                    " (DS_BUILD_OPS=0 builds its ops when first used), or remove [launch.deepspeed]"
+                )
+                why = "[launch.deepspeed]"
             found.append(
                 Diagnosis(
                     f"{name}-missing",
                     "error",
                     name,
-                    f"{needs.plan} needs it (optimizer.type = {needs.optimizer!r}"
-                    + (", training.attention = 'xformers'" if name == "xformers" else "")
-                    + ") and it is not installed",
+                    f"{needs.plan} needs it ({why}) and it is not installed",
                     fix,
                 )
             )
@@ -662,6 +667,8 @@ def plan_needs(plan: Plan, plan_path: Path) -> PlanNeeds:
     packages = list(optimizer_packages(plan.optimizer.type))
     if plan.training.attention == "xformers":
         packages.append("xformers")
+    if plan.launch.deepspeed is not None:
+        packages.append("deepspeed")  # sd-scripts imports it for --deepspeed
     epochs = plan.training.epochs or 1
     every = plan.training.save_every_n_epochs or 0
     files = 1 + (max(0, (epochs - 1) // every) if every else 0)

@@ -15,13 +15,14 @@ from kohya_plan.errors import EXIT_OK, EXIT_STOPPED, EXIT_TRAINING_FAILED, Launc
 from kohya_plan.loading import load_plan
 from kohya_plan.outputs import existing_outputs, latest_state
 from kohya_plan.planning import check_plan, locate_trainer, make_run
+from kohya_plan.render.command import expand_env_refs
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.trainlog.events import Event, Failure, RunState
 from kohya_plan.trainlog.records import LogParser
 from kohya_plan.workflows.results import finish_summary
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from kohya_plan.checks.report import CheckReport
     from kohya_plan.plan import Plan
@@ -222,14 +223,16 @@ def run(
                 stopping.append("nan")
                 supervisor.request_stop("avr_loss became NaN")
 
+    env = {**os.environ, **prepared.env}
+    argv = run_argv(prepared.argv, env)
+    machine_rank = machine_rank_of(argv, prepared.plan)
     started_at = time.time()
     usage_before = _usage()
-    folder.write_json(
-        rundir.EXIT, {"started_at": started_at, "argv": prepared.argv, "finished": False}
-    )
+    started = {"started_at": started_at, "argv": argv, "machine_rank": machine_rank}
+    folder.write_json(rundir.EXIT, {**started, "finished": False})
     supervisor = Supervisor(
-        prepared.argv,
-        env={**os.environ, **prepared.env},
+        argv,
+        env=env,
         cwd=prepared.cwd,
         log_path=folder.log,
         on_output=lambda chunk: handle(parser.feed(chunk)),
@@ -247,8 +250,7 @@ def run(
     folder.write_json(
         rundir.EXIT,
         {
-            "started_at": started_at,
-            "argv": prepared.argv,
+            **started,
             "finished": True,
             "exit_status": result.returncode,
             "wall_s": result.duration_s,
@@ -268,9 +270,26 @@ def run(
         escalation=result.escalation,
         started_at=started_at,
         link_final=True,
+        machine_rank=machine_rank,
     )
     write_report_quietly(prepared.run_dir)
     return summary
+
+
+def run_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
+    """The argv to start: "$NAME" values (launch.machine_rank = "$NODE_RANK") filled in."""
+    try:
+        return expand_env_refs(argv, env)
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+
+
+def machine_rank_of(argv: list[str], plan: Plan) -> int | None:
+    """This machine's number in a run over several machines (None for one machine)."""
+    if plan.launch.num_machines < 2 or "--machine_rank" not in argv:
+        return None
+    value = argv[argv.index("--machine_rank") + 1]
+    return int(value) if value.isdigit() else None
 
 
 def write_report_quietly(run_dir: Path) -> Path | None:

@@ -46,9 +46,16 @@ def finish_summary(
     escalation: str | None,
     started_at: float | None,
     link_final: bool,
+    machine_rank: int | None = None,
 ) -> RunSummary:
-    """Collect files and TensorBoard scalars, write summary.json and manifest.json."""
+    """Collect files and TensorBoard scalars, write summary.json and manifest.json.
+
+    ``machine_rank`` is this machine's number in a run over several (None: the plan's, when it
+    is a number); a machine other than 0 leaves the final file's epoch copy to machine 0.
+    """
     run = rundir.RunDir(run_dir)
+    if machine_rank is None and isinstance(plan.launch.machine_rank, int):
+        machine_rank = plan.launch.machine_rank if plan.launch.num_machines > 1 else None
     files = lora_files(plan.output.dir, plan.output.name, plan.output.save_model_as, started_at)
     copy = None
     previous = run.read_json(rundir.MANIFEST, required=False)
@@ -66,8 +73,11 @@ def finish_summary(
         files=files,
         tensorboard=read_scalars(run.logging_dir),
         final_copy=copy,
+        processes=plan.launch.num_processes,
+        machines=plan.launch.num_machines,
+        machine_rank=machine_rank,
     )
-    if link_final and summary.outcome == "succeeded":
+    if link_final and summary.outcome == "succeeded" and not machine_rank:
         copy = epoch_copy(files, plan, summary.epochs_done)
         summary = replace(summary, final_copy=copy)
     run.write_json(rundir.MANIFEST, manifest(files, copy, summary.epochs_done))
@@ -91,6 +101,7 @@ def summary_from_disk(run_dir: Path) -> RunSummary:
     started = exit_info.get("started_at")
     reason = exit_info.get("stop_reason")
     escalation = exit_info.get("escalation")
+    rank = exit_info.get("machine_rank")
     return finish_summary(
         run.path,
         plan,
@@ -101,4 +112,5 @@ def summary_from_disk(run_dir: Path) -> RunSummary:
         escalation=escalation if isinstance(escalation, str) else None,
         started_at=float(started) if isinstance(started, (int, float)) else None,
         link_final=False,
+        machine_rank=rank if isinstance(rank, int) else None,
     )
