@@ -25,6 +25,7 @@ from kohya_plan.plan import (
     SamplingSection,
     SlurmSection,
     SubsetSection,
+    SweepSection,
     TrainingSection,
 )
 from kohya_plan.plan.common import BASE_DIR_KEY
@@ -55,6 +56,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "launch": LaunchSection,
     "launch.deepspeed": DeepSpeedSection,
     "slurm": SlurmSection,
+    "sweep": SweepSection,
     "rules": RulesSection,
 }
 _EXAMPLES = {

@@ -122,6 +122,12 @@ def slurm_log_name(job_id: str, array_task: int | None = None) -> str:
     return SLURM_ARRAY_OUTPUT.replace("%A", job_id).replace("%a", str(array_task))
 
 
+def slurm_machine_log_name(job_log: str, machine: int | str) -> str:
+    """Where machine N > 0 of a job writes its trainer's output (beside the job's own log,
+    which holds machine 0's): ``slurm-123.out`` → ``slurm-123.machine1.out``."""
+    return f"{job_log.removesuffix('.out')}.machine{machine}.out"
+
+
 class RunDirError(UsageError):
     """A run folder, or a file in it, is missing or cannot be read (exit 2)."""
 
@@ -179,8 +185,21 @@ class RunDir:
         return (self.path / LAUNCH).is_file()
 
     def was_launched(self) -> bool:
-        """Whether `launch` ever started the trainer here (train.log exists)."""
-        return (self.path / LOG).exists()
+        """Whether `launch` ever started the trainer here (train.log exists) or `submit`
+        handed it to SLURM (slurm.json exists)."""
+        return (self.path / LOG).exists() or (self.path / SLURM_JOB).exists()
+
+    def trainer_log(self) -> Path:
+        """Where the trainer's output is: train.log, or a SLURM job's log (slurm.json names
+        it; machine 0's output for a job over several machines)."""
+        if (self.path / LOG).exists() or not (self.path / SLURM_JOB).is_file():
+            return self.path / LOG
+        try:
+            data = self.read_json(SLURM_JOB)
+        except RunDirError:
+            return self.path / LOG
+        name = data.get("log") if data else None
+        return self.path / name if isinstance(name, str) and "/" not in name else self.path / LOG
 
     def require_made(self) -> RunDir:
         """Self, or a RunDirError when this is not a folder made by `make`."""

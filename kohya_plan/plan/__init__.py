@@ -16,6 +16,7 @@ from kohya_plan.plan.output import OutputSection
 from kohya_plan.plan.rules import RulesSection
 from kohya_plan.plan.sampling import SamplingSection
 from kohya_plan.plan.slurm import SlurmSection
+from kohya_plan.plan.sweep import SweepSection
 from kohya_plan.plan.training import TrainingSection
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "SamplingSection",
     "SlurmSection",
     "SubsetSection",
+    "SweepSection",
     "TrainingSection",
 ]
 
@@ -52,6 +54,9 @@ class Plan(Section):
     rules: RulesSection = Field(default_factory=RulesSection)
     slurm: SlurmSection | None = Field(
         None, description="The SLURM job (`make --slurm`, `submit`); absent: local runs only."
+    )
+    sweep: SweepSection | None = Field(
+        None, description="A grid of values for `kohya-plan sweep` (ignored by make/launch)."
     )
 
     @property

@@ -82,7 +82,8 @@ def prepare(target: Path, overrides: Iterable[str], options: LaunchOptions) -> P
     run.require_made()
     if run.was_launched():
         msg = (
-            f"{target} was launched before (it has {rundir.LOG}) — a run folder is used once; "
+            f"{target} was launched before (it has {rundir.LOG}, or {rundir.SLURM_JOB} from "
+            "`submit`) — a run folder is used once; "
             f"`kohya-plan launch {run.plan}` makes a new one beside it"
         )
         raise LaunchError(msg)
