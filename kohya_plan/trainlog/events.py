@@ -256,10 +256,26 @@ class RunState:
         """
         if not self.failures:
             return None
-        died = next((f for f in self.failures if f.kind == "rank_died"), None)
-        if died is not None:
-            own = [f for f in self.failures if f.rank == died.rank and f.kind != "rank_died"]
-            return own[0] if own and died.rank is not None else died
+        died = [f for f in self.failures if f.kind == "rank_died" and f.rank is not None]
+        own: dict[int | None, list[Failure]] = {
+            d.rank: [f for f in self.failures if f.rank == d.rank and f.kind != "rank_died"]
+            for d in died
+        }
+        # a rank that printed its own error (an OOM), then one that died without a word
+        # (killed), then whatever the first one said (it lost its peers: logs merged from
+        # several machines name the rank that failed first in another entry)
+        for d in died:
+            real = [f for f in own.get(d.rank, []) if f.kind not in CONSEQUENCES]
+            if real:
+                return real[0]
+        for d in died:
+            if not own.get(d.rank):
+                return d
+        if died:
+            return (own.get(died[0].rank) or [died[0]])[0]
+        unnamed = next((f for f in self.failures if f.kind == "rank_died"), None)
+        if unnamed is not None:
+            return unnamed
         first = next((f for f in self.failures if f.kind not in CONSEQUENCES), None)
         return first or self.failures[0]
 

@@ -410,3 +410,13 @@ def stop_slurm(run_dir: Path) -> str:
     data = {**record.to_json(), "stop_requested_at": time.time()}
     run.write_json(rundir.SLURM_JOB, data)
     return record.job_id
+
+
+def summary_of(run_dir: Path) -> RunSummary:
+    """`kohya-plan summary RUN_DIR`: a local run's from train.log, a SLURM run's from its job."""
+    from kohya_plan.workflows.results import summary_from_disk
+
+    run = rundir.RunDir(run_dir).require_made()
+    if not run.log.is_file() and job_record(run) is not None:
+        return slurm_summary(run.path)
+    return summary_from_disk(run.path)

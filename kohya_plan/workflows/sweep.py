@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kohya_plan.plan.common import ScalarValue
     from kohya_plan.summary import RunSummary
     from kohya_plan.workflows.launch import RunView
+    from kohya_plan.workflows.slurm import RunStatus
 
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 QUEUE_STATES = ("pending", "running", "succeeded", "failed", "stopped")
@@ -563,3 +564,43 @@ def run_queue(
         if item.state == "stopped":
             return QueueResult(tuple(items), stopped=True)
     return QueueResult(tuple(items), stopped=False)
+
+
+# --- status and stop --------------------------------------------------------------------------
+
+
+def sweep_status(sweep_dir: Path) -> list[tuple[str, RunStatus]]:
+    """Every point of a sweep: `label` and where its run stands."""
+    from kohya_plan.workflows.slurm import RunStatus, run_status
+
+    sweep = load_sweep(sweep_dir)
+    queue = {item.index: item for item in read_queue(sweep)}
+    rows = []
+    for point, run_dir in zip(sweep.points, sweep.run_dirs, strict=True):
+        item = queue.get(point.index)
+        folder = item.run_dir if item is not None else run_dir
+        status = run_status(folder)
+        if status.state == "not launched" and item is not None:
+            status = RunStatus(
+                run_dir=str(folder), state=item.state, detail="in the local queue: not started yet"
+            )
+        rows.append((f"{point.index} {point.label}", status))
+    return rows
+
+
+def stop_sweep(sweep_dir: Path) -> str:
+    """Cancel a sweep's SLURM job array (every point still waiting or running)."""
+    from kohya_plan.run import slurm as scheduler
+    from kohya_plan.workflows.slurm import job_record
+
+    run = rundir.RunDir(sweep_dir)
+    record = job_record(run)
+    if record is None:
+        msg = (
+            f"{run.path} was not submitted to SLURM (no {rundir.SLURM_JOB}); a local sweep stops "
+            "with Ctrl-C in its terminal"
+        )
+        raise LaunchError(msg)
+    scheduler.scancel(record.job_id)
+    run.write_json(rundir.SLURM_JOB, {**record.to_json(), "stop_requested_at": time.time()})
+    return record.job_id
