@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def png(size: int, seed: int) -> bytes:
-    """An RGB PNG with a gradient and some noise (different for every seed)."""
+    """An RGB PNG with a gradient and some noise (different for every seed; compresses about
+    as a real sample does)."""
     rng = random.Random(seed)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -35,14 +36,16 @@ def png(size: int, seed: int) -> bytes:
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     shift = rng.randrange(256)
+    noise = rng.randbytes(size * size * 3)
     rows = []
     for y in range(size):
-        row = bytearray([0])
-        for x in range(size):
-            row += bytes(
-                ((x * 255 // size + shift) % 256, (y * 255 // size) % 256, rng.randrange(40))
-            )
-        rows.append(bytes(row))
+        base = bytes(
+            v for x in range(size) for v in ((x * 255 // size + shift) % 256, y * 255 // size, 0)
+        )
+        row = bytes(
+            (b & 0xE0) | (n & 0x1F) for b, n in zip(base, noise[y * size * 3 :], strict=False)
+        )
+        rows.append(b"\x00" + row)
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
