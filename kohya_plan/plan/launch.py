@@ -209,6 +209,14 @@ class LaunchSection(Section):
                 f"launch.main_process_ip is needed with {machines} machines — set it to the "
                 'address of machine 0 that every machine can reach, e.g. "10.0.0.1"'
             )
+        if self.rdzv_backend == "c10d" and self.same_network and machines > 1:
+            # accelerate 1.6.0 (utils/launch.py prepare_multi_gpu_env) hands torchrun the
+            # rendezvous endpoint main_process_ip:port only without same_network
+            problems.append(
+                'launch.rdzv_backend = "c10d" with same_network = true: accelerate then passes '
+                "torchrun no rendezvous endpoint, and each machine would wait on its own "
+                'localhost — set launch.same_network = false (or rdzv_backend = "static")'
+            )
         if self.gpu_ids not in (None, "all"):
             ids = self.gpu_ids.split(",")
             per_machine = processes // machines if machines <= processes else 1

@@ -118,3 +118,11 @@ def test_ddp_and_deepspeed_options_are_plan_keys_not_extra() -> None:
         (problem,) = _errors(extra={option: 1})
         assert f"'{option}' is set by the plan" in problem
         assert key in problem
+
+
+def test_c10d_rendezvous_needs_the_endpoint_accelerate_passes_only_without_same_network() -> None:
+    machines = {"num_processes": 2, "num_machines": 2, "main_process_ip": "10.0.0.1"}
+    (problem,) = _errors(**machines, rdzv_backend="c10d")
+    assert 'rdzv_backend = "c10d" with same_network = true' in problem
+    assert "set launch.same_network = false" in problem
+    assert _launch(**machines, rdzv_backend="c10d", same_network=False).rdzv_backend == "c10d"

@@ -91,3 +91,59 @@ def test_the_default_config_file_changes_nothing(tmp_path: Path, offline_hub: Pa
     assert stale.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
     assert stale.get("MASTER_PORT") == "29999"
     print(f"without --config_file the worker got {stale}")
+
+
+PARSE = """
+import json, sys
+from accelerate.commands.launch import launch_command_parser
+args = launch_command_parser().parse_args(sys.argv[1:])
+print("ARGS " + json.dumps({k: getattr(args, k) for k in (
+    "num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port",
+    "rdzv_backend", "rdzv_conf", "same_network", "multi_gpu", "gpu_ids", "mixed_precision",
+    "dynamo_backend", "num_cpu_threads_per_process", "config_file", "training_script")}))
+"""
+
+
+def test_accelerates_own_parser_takes_every_flag_as_meant(tmp_path: Path) -> None:
+    plan = validate_plan(
+        base_plan(
+            launch={
+                "num_processes": 4,
+                "num_machines": 2,
+                "machine_rank": 1,
+                "main_process_ip": "10.0.0.1",
+                "main_process_port": 29555,
+                "rdzv_timeout": 45,
+                "gpu_ids": "0,1",
+            }
+        ),
+        tmp_path,
+    )
+    run = RunDir(tmp_path / "run")
+    launch = build_launch(plan, python=None, sd_scripts=tmp_path, files=run)
+    res = subprocess.run(
+        [str(sdlab.sd_python()), "-c", PARSE, *launch.flags, *launch.script_args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    line = next((x for x in res.stdout.splitlines() if x.startswith("ARGS ")), None)
+    assert line is not None, res.stdout + res.stderr
+    assert json.loads(line[5:]) == {
+        "num_processes": 4,
+        "num_machines": 2,
+        "machine_rank": 1,
+        "main_process_ip": "10.0.0.1",
+        "main_process_port": 29555,
+        "rdzv_backend": "static",
+        "rdzv_conf": "timeout=45",
+        "same_network": True,
+        "multi_gpu": True,
+        "gpu_ids": "0,1",
+        "mixed_precision": "fp16",
+        "dynamo_backend": "no",
+        "num_cpu_threads_per_process": 2,
+        "config_file": str(run.accelerate_config),
+        "training_script": str(tmp_path / "train_network.py"),
+    }

@@ -398,6 +398,10 @@ _LAUNCH_KEYS = {
     "num_cpu_threads_per_process": "launch.num_cpu_threads_per_process",
     "gpu_ids": "launch.gpu_ids",
     "main_process_port": "launch.main_process_port",
+    "machine_rank": "launch.machine_rank",
+    "main_process_ip": "launch.main_process_ip",
+    "rdzv_backend": "launch.rdzv_backend",
+    "same_network": "launch.same_network",
 }
 
 
@@ -407,6 +411,19 @@ def _launch(state: State, launch: Mapping[str, Given]) -> None:
         value = given.value
         if name in _LAUNCH_KEYS:
             b.set(_LAUNCH_KEYS[name], value, given)
+        elif name == "rdzv_conf" and str(value).startswith("timeout="):
+            seconds = str(value).removeprefix("timeout=")
+            if seconds.isdigit():
+                b.set("launch.rdzv_timeout", int(seconds), given)
+            else:
+                b.record(given.source, "cannot", reason=f"timeout {seconds!r} is not seconds")
+        elif name == "config_file":
+            b.record(
+                given.source,
+                "dropped",
+                reason="kohya-plan writes the run's own accelerate config and passes every flag",
+                default=given.default,
+            )
         elif name == "mixed_precision":
             b.record(
                 given.source,
@@ -433,9 +450,8 @@ def _launch(state: State, launch: Mapping[str, Given]) -> None:
             b.record(
                 given.source,
                 "cannot",
-                reason="kohya-plan passes only num_processes, "
-                "num_machines, gpu_ids, main_process_port and num_cpu_threads_per_process "
-                "to accelerate",
+                reason="kohya-plan passes accelerate only the flags its [launch] keys "
+                "stand for (processes, machines, ranks, rendezvous, GPUs, threads)",
                 default=given.default,
             )
 
