@@ -168,6 +168,12 @@ def cli(debug: bool) -> None:
       kohya-plan make my-lora/plan.toml --dry-run   # the exact command, nothing written
       kohya-plan make my-lora/plan.toml       # a new run folder with all sd-scripts files
       kohya-plan launch my-lora/plan.toml     # run it supervised, with progress and a summary
+
+    \b
+    More GPUs, machines, a cluster, many runs:
+      kohya-plan submit my-lora/plan.toml     # as a SLURM job; `status`, `stop` follow it
+      kohya-plan sweep my-lora/plan.toml --grid network.dim=16,32   # one run per value
+      kohya-plan compare SWEEP_DIR            # their samples side by side
     """
 
 
@@ -307,8 +313,16 @@ def check(
     show_default=True,
     help="How to quote the printed command.",
 )
+@click.option(
+    "--slurm", is_flag=True, help="Also the SLURM job script job.sbatch ([slurm], or as [launch])."
+)
 def make(
-    plan_path: Path, overrides: tuple[str, ...], dry_run: bool, as_json: bool, shell: str
+    plan_path: Path,
+    overrides: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    shell: str,
+    slurm: bool,
 ) -> None:
     """Render PLAN into a new run folder: dataset.toml, config.toml, prompts, command.
 
@@ -319,8 +333,9 @@ def make(
       kohya-plan make plan.toml --dry-run
       kohya-plan make plan.toml --dry-run --shell powershell
       kohya-plan make plan.toml
+      kohya-plan make plan.toml --slurm      # and job.sbatch, for `kohya-plan submit`
     """
-    from kohya_plan import display
+    from kohya_plan import display, rundir
     from kohya_plan.planning import (
         SD_SCRIPTS_FILES,
         check_plan,
@@ -334,23 +349,26 @@ def make(
     report = check_plan(plan_path, overrides)
     report.raise_if_blocked()
     if dry_run:
-        rendered = render_run(report, planned_run_dir(report))
+        rendered = render_run(report, planned_run_dir(report), slurm=slurm)
         if as_json:
             display.raw(json.dumps(dry_run_json(rendered), indent=2, ensure_ascii=False) + "\n")
             return
-        for name in SD_SCRIPTS_FILES:
+        for name in (*SD_SCRIPTS_FILES, *(n for n in [rundir.JOB_SBATCH] if n in rendered.files)):
             display.plain(f"--- {name} ---")
             display.raw(rendered.files[name])
         display.plain(f"--- command ({shell}) ---")
         display.plain(shell_command(rendered.launch, shell))
         return
-    rendered = make_run(report)
+    rendered = make_run(report, slurm=slurm)
     run_dir = rendered.run_dir
     if as_json:
         payload = {"run_dir": str(run_dir), **dry_run_json(rendered)}
         display.raw(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return
     display.made(str(run_dir), shell_command(rendered.launch, shell), shell)
+    if rundir.JOB_SBATCH in rendered.files:
+        display.plain(f"SLURM job script: {run_dir / rundir.JOB_SBATCH}")
+        display.plain(f"Submit it with: kohya-plan submit {run_dir}")
 
 
 @cli.command(name="import")
@@ -562,16 +580,18 @@ def _closed_output_is_fine() -> Iterator[None]:
 def summary(run_dir: Path, as_json: bool) -> None:
     """Show a launched run's summary again, from train.log and the TensorBoard events.
 
+    A run submitted to SLURM: from its job's log and the scheduler's record (sacct).
+
     \b
     Examples:
       kohya-plan summary runs/xunxian-20261126-120000
       kohya-plan summary runs/xunxian-20261126-120000 --json
     """
     from kohya_plan import display
-    from kohya_plan.workflows.results import summary_from_disk
+    from kohya_plan.workflows.slurm import summary_of
 
     try:
-        result = summary_from_disk(run_dir)
+        result = summary_of(run_dir)
     except KohyaPlanError as exc:
         if not as_json:
             raise
@@ -585,22 +605,91 @@ def summary(run_dir: Path, as_json: bool) -> None:
         display.run_summary(result, str(run_dir))
 
 
+@cli.command()
+@click.argument("target", metavar="PLAN|RUN_DIR", type=click.Path(path_type=Path))
+@set_option
+@click.option("--overwrite", is_flag=True, help="Allow replacing LoRA files of the same name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+def submit(target: Path, overrides: tuple[str, ...], overwrite: bool, as_json: bool) -> None:
+    """Run a plan (or a run folder `make --slurm` made) as a SLURM job, with sbatch.
+
+    A plan is made into a new run folder with job.sbatch first ([slurm] for the resources,
+    one task per machine; without it, one machine with launch.num_processes GPUs). The job
+    id goes into the run folder's slurm.json; the job's output into slurm-<job id>.out there.
+
+    \b
+    Examples:
+      kohya-plan submit plan.toml
+      kohya-plan submit runs/xunxian-20261126-120000
+      kohya-plan status runs/xunxian-20261126-120000
+    """
+    from kohya_plan import display
+    from kohya_plan.workflows.slurm import submit as run_submit
+
+    done = run_submit(target, overrides, overwrite=overwrite)
+    if as_json:
+        payload = {"run_dir": str(done.run_dir), "job_id": done.job_id, "log": str(done.log)}
+        display.raw(json.dumps(payload, indent=2) + "\n")
+    else:
+        display.submitted(done)
+
+
+@cli.command()
+@click.argument(
+    "target", metavar="RUN_DIR|SWEEP_DIR", type=click.Path(path_type=Path, file_okay=False)
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+def status(target: Path, as_json: bool) -> None:
+    """Where a run stands: not launched, pending, running (step, epoch, loss), done or failed.
+
+    For a SLURM run it asks the scheduler (squeue while it waits or runs, sacct once it
+    ended) and reads the job's log; for a sweep folder, every point. Exit status 0 (also
+    for a failed run: see its cause), 2 when TARGET is not a run or sweep folder.
+
+    \b
+    Examples:
+      kohya-plan status runs/xunxian-20261126-120000
+      kohya-plan status runs/xunxian-sweep-20261126-120000 --json
+    """
+    from kohya_plan import display
+    from kohya_plan.workflows.slurm import run_status
+    from kohya_plan.workflows.sweep import is_sweep_dir, sweep_status
+
+    if is_sweep_dir(target):
+        rows = sweep_status(target)
+        if as_json:
+            payload = [{"point": label, **s.to_json()} for label, s in rows]
+            display.raw(json.dumps(payload, indent=2, default=str) + "\n")
+        else:
+            display.statuses(rows)
+        return
+    result = run_status(target)
+    if as_json:
+        display.raw(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    else:
+        display.run_status(result)
+
+
 @cli.command(name="stop")
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.argument(
+    "target", metavar="RUN_DIR|SWEEP_DIR", type=click.Path(path_type=Path, file_okay=False)
+)
 @click.option("--now", is_flag=True, help="Kill the trainer at once (as a second Ctrl-C).")
 @click.option("--no-wait", is_flag=True, help="Only ask; do not wait for the run to end.")
 @click.option(
     "--timeout",
     type=Seconds(1, 86400),
-    help="How long to wait for the run to end (default: its --grace + 30 s).",
+    help="How long to wait for the run to end (default: its --grace + 30 s; SLURM: 2 min).",
 )
-def stop(run_dir: Path, now: bool, no_wait: bool, timeout: float | None) -> None:
+def stop(target: Path, now: bool, no_wait: bool, timeout: float | None) -> None:
     """Stop a running run from another terminal, the same graceful way as Ctrl-C.
 
-    kohya-plan (the `launch` that runs RUN_DIR) asks the trainer to stop — SIGINT to its
-    process group, so sd-scripts saves — waits --grace, then terminates and kills what is
-    left, and writes the summary. If that kohya-plan is gone, its guardian stops the trainer.
-    Waits until the run has ended and prints its outcome.
+    A run launched here: kohya-plan (the `launch` that runs it) asks the trainer to stop —
+    SIGINT to its process group, so sd-scripts saves — waits --grace, then terminates and
+    kills what is left, and writes the summary; if that kohya-plan is gone, its guardian
+    stops the trainer. A run submitted to SLURM: scancel (the trainer gets SIGTERM; --now:
+    SIGKILL). A sweep folder: its SLURM job array is cancelled. Waits until the run has
+    ended and prints its outcome.
     Exit status: 0 when it ended (or, with --no-wait, was asked), 2 when nothing runs in
     RUN_DIR, 1 when it had not ended within --timeout.
 
@@ -608,23 +697,156 @@ def stop(run_dir: Path, now: bool, no_wait: bool, timeout: float | None) -> None
     Examples:
       kohya-plan stop runs/xunxian-20261126-120000
       kohya-plan stop runs/xunxian-20261126-120000 --now
+      kohya-plan stop runs/xunxian-sweep-20261126-120000     # a sweep's SLURM job array
     """
     from kohya_plan import display
     from kohya_plan.workflows.stop import stop_run
+    from kohya_plan.workflows.sweep import is_sweep_dir, stop_sweep
 
-    done = stop_run(run_dir, now=now, wait=not no_wait, timeout_s=timeout)
+    if is_sweep_dir(target):
+        display.stopped(stop_sweep(target), str(target))
+        return
+    done = stop_run(target, now=now, wait=not no_wait, timeout_s=timeout)
     display.plain(f"{done.action}")
     if done.ended is None:
         return
     if not done.ended:
         display.error(
-            f"{run_dir} is still running: the trainer may still be saving — wait, or "
-            f"`kohya-plan stop {run_dir} --now` kills it"
+            f"{target} is still running: the trainer may still be saving — wait, or "
+            f"`kohya-plan stop {target} --now` kills it"
         )
         raise SystemExit(1)
+    if done.stopper == "slurm":  # the job may have written nothing yet: its state
+        from kohya_plan.workflows.slurm import run_status
+
+        display.run_status(run_status(target))
+        return
     from kohya_plan.workflows.results import summary_from_disk
 
-    display.run_summary(summary_from_disk(run_dir), str(run_dir))
+    display.run_summary(summary_from_disk(target), str(target))
+
+
+@cli.command()
+@click.argument("target", metavar="PLAN|SWEEP_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--grid",
+    "grid",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="A plan key and its values (repeatable; else the plan's [sweep] grid).",
+)
+@set_option
+@click.option("--slurm", is_flag=True, help="Submit the points as one SLURM job array.")
+@click.option(
+    "--max-parallel", type=click.IntRange(min=1), help="With --slurm: points running at once."
+)
+@click.option("--no-run", is_flag=True, help="Only make the folders (and the job array).")
+@click.option("--retry-failed", is_flag=True, help="Resuming: run failed points again too.")
+@click.option("--plain", is_flag=True, help="Plain progress lines instead of a live bar.")
+@click.option("--quiet", "-q", is_flag=True, help="Show only each point's summary.")
+def sweep(
+    target: Path,
+    grid: tuple[str, ...],
+    overrides: tuple[str, ...],
+    slurm: bool,
+    max_parallel: int | None,
+    no_run: bool,
+    retry_failed: bool,
+    plain: bool,
+    quiet: bool,
+) -> None:
+    """One run per combination of values: make them all, then run them one by one or on SLURM.
+
+    Every point is PLAN with its values set and named <name>-<values> (so its LoRA files
+    are its own); all points are checked before anything is written. They go into a new
+    sweep folder, and run here one after another (a failed point does not stop the
+    others; Ctrl-C stops the queue, `kohya-plan sweep SWEEP_DIR` goes on where it
+    stopped) or, with --slurm, as one job array. `kohya-plan compare SWEEP_DIR` then
+    puts them side by side. Exit status: 0 when every point succeeded, 3 when one failed,
+    130 when stopped.
+
+    \b
+    Examples:
+      kohya-plan sweep plan.toml --grid optimizer.unet_lr=1e-4,5e-5 --grid network.dim=16,32
+      kohya-plan sweep plan.toml --slurm --max-parallel 2     # the plan's [sweep] grid
+      kohya-plan sweep runs/xunxian-sweep-20261126-120000     # go on where it stopped
+    """
+    from kohya_plan import display, rundir
+    from kohya_plan.workflows.launch import is_interactive
+    from kohya_plan.workflows.sweep import (
+        is_sweep_dir,
+        load_sweep,
+        make_sweep,
+        run_queue,
+        submit_sweep,
+    )
+
+    if target.is_dir() and is_sweep_dir(target):
+        if grid or overrides or slurm or max_parallel is not None:
+            msg = (
+                f"{target} is a made sweep: resuming takes no --grid, --set, --slurm or "
+                "--max-parallel (sweep its plan again for a new one)"
+            )
+            raise click.UsageError(msg)
+        made = load_sweep(target)
+    else:
+        if max_parallel is not None and not slurm:
+            msg_0 = "--max-parallel goes with --slurm"
+            raise click.UsageError(msg_0)
+        made = make_sweep(target, grid, overrides, slurm=slurm, max_parallel=max_parallel)
+        display.sweep_made(made)
+        if slurm:
+            if no_run:
+                display.plain(f"Submit it with: sbatch {made.path / rundir.JOB_SBATCH}")
+                return
+            job = submit_sweep(made)
+            display.plain(f"Submitted job array {job}: kohya-plan status {made.path}")
+            return
+        if no_run:
+            display.plain(f"Run it with: kohya-plan sweep {made.path}")
+            return
+    mode = "quiet" if quiet else "plain" if plain or not is_interactive() else "rich"
+    result = run_queue(
+        made,
+        lambda: display.run_view(mode),
+        retry_failed=retry_failed,
+        on_point=display.queue_point,
+        on_summary=lambda item, summary: display.run_summary(summary, str(item.run_dir)),
+    )
+    display.queue_result(result, str(made.path))
+    raise SystemExit(result.exit_code)
+
+
+@cli.command()
+@click.argument(
+    "targets",
+    nargs=-1,
+    required=True,
+    metavar="RUN_DIR...|SWEEP_DIR",
+    type=click.Path(path_type=Path, file_okay=False),
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write it (default: the sweep folder, else the runs' folder).",
+)
+def compare(targets: tuple[Path, ...], output: Path | None) -> None:
+    """Write compare.html: the runs' samples side by side (same prompt and seed), by epoch.
+
+    Also the loss per epoch of every run in one chart, the settings in which the runs
+    differ as their labels, each LoRA file's size, and with two differing settings the
+    last epoch as the X/Y grid of the tutorial's last step (T30). One self-contained page.
+
+    \b
+    Examples:
+      kohya-plan compare runs/xunxian-sweep-20261126-120000
+      kohya-plan compare runs/a-20261126-120000 runs/b-20261126-130000 -o compare.html
+    """
+    from kohya_plan import display
+    from kohya_plan.workflows.compare import write_compare
+
+    display.plain(f"Wrote {write_compare(list(targets), output=output)}")
 
 
 @cli.command(name="lr-find")

@@ -15,6 +15,7 @@ from kohya_plan import rules, rundir
 from kohya_plan.errors import PlanError, UsageError
 from kohya_plan.plan import (
     DatasetSection,
+    DeepSpeedSection,
     FluxSection,
     LaunchSection,
     ModelSection,
@@ -24,7 +25,9 @@ from kohya_plan.plan import (
     Plan,
     RulesSection,
     SamplingSection,
+    SlurmSection,
     SubsetSection,
+    SweepSection,
     TrainingSection,
 )
 from kohya_plan.plan.common import BASE_DIR_KEY
@@ -53,6 +56,9 @@ _MODELS: dict[str, type[BaseModel]] = {
     "sampling": SamplingSection,
     "output": OutputSection,
     "launch": LaunchSection,
+    "launch.deepspeed": DeepSpeedSection,
+    "slurm": SlurmSection,
+    "sweep": SweepSection,
     "rules": RulesSection,
     "flux": FluxSection,
 }

@@ -188,6 +188,15 @@ OPTION_FOR: dict[str, str] = {
     "flux.apply_t5_attn_mask": "apply_t5_attn_mask",
     "flux.blocks_to_swap": "blocks_to_swap",
     "flux.cpu_offload_checkpointing": "cpu_offload_checkpointing",
+    "launch.ddp_timeout": "ddp_timeout",
+    "launch.ddp_gradient_as_bucket_view": "ddp_gradient_as_bucket_view",
+    "launch.ddp_static_graph": "ddp_static_graph",
+    "launch.deepspeed": "deepspeed",
+    "launch.deepspeed.zero_stage": "zero_stage",
+    "launch.deepspeed.offload_optimizer_device": "offload_optimizer_device",
+    "launch.deepspeed.offload_optimizer_nvme_path": "offload_optimizer_nvme_path",
+    "launch.deepspeed.offload_param_device": "offload_param_device",
+    "launch.deepspeed.offload_param_nvme_path": "offload_param_nvme_path",
 }
 
 

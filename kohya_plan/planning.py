@@ -19,6 +19,7 @@ from kohya_plan.loading import apply_overrides, partial_plan, read_toml, validat
 from kohya_plan.options import sd_scripts_commit
 from kohya_plan.render.command import (
     Launch,
+    accelerate_config,
     build_launch,
     command_ps1,
     command_sh,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from kohya_plan.findings import Finding
     from kohya_plan.inputs.facts import FolderFacts, ModelFileFacts, ModelKind, ParentFacts
     from kohya_plan.plan import Plan
+    from kohya_plan.plan.slurm import SlurmSection
 
 
 def check_plan(
@@ -259,8 +261,47 @@ def locate_trainer(report: CheckReport) -> Trainer:
     return Trainer(sd_scripts, locate_python(report.plan, report.plan_path.parent, sd_scripts))
 
 
-def render_run(report: CheckReport, run_dir: Path, inputs: Inputs | None = None) -> RenderedRun:
-    """All files of a run folder, rendered for `run_dir` (pure apart from locating sd-scripts)."""
+def slurm_section(plan: Plan) -> SlurmSection:
+    """The plan's [slurm], or one matching its [launch] (machines, processes per machine)."""
+    from kohya_plan.plan.slurm import SlurmSection
+
+    if plan.slurm is not None:
+        return plan.slurm
+    return SlurmSection(
+        nodes=plan.launch.num_machines, gpus_per_node=plan.launch.processes_per_machine
+    )
+
+
+def job_script(report: CheckReport, launch: Launch, run_dir: Path) -> str:
+    """job.sbatch for a run: the same launcher and script as `launch`, machines from SLURM."""
+    from kohya_plan.render.sbatch import render_sbatch, without_machine_flags
+
+    plan = report.plan
+    return render_sbatch(
+        slurm_section(plan),
+        run_dir=run_dir,
+        accelerate_prefix=launch.prefix,
+        launcher_flags_without_machine_flags=without_machine_flags(launch.flags),
+        script_args=launch.script_args,
+        cwd=launch.cwd,
+        env=launch.env,
+        save_state=plan.training.save_state,
+        output_dir=plan.output.dir,
+        output_name=plan.output.name,
+        job_name=plan.output.name,
+        processes_per_node=plan.launch.processes_per_machine,
+        main_process_port=plan.launch.main_process_port,
+        header=[_header(report, "SLURM job script (`kohya-plan submit`)")],
+    )
+
+
+def render_run(
+    report: CheckReport, run_dir: Path, inputs: Inputs | None = None, *, slurm: bool = False
+) -> RenderedRun:
+    """All files of a run folder, rendered for `run_dir` (pure apart from locating sd-scripts).
+
+    With `slurm` (or a [slurm] section in the plan) also the SLURM job script.
+    """
     plan, facts = report.plan, report.facts
     if inputs is None:
         inputs = resolve_inputs(report, download=False)
@@ -284,7 +325,10 @@ def render_run(report: CheckReport, run_dir: Path, inputs: Inputs | None = None)
         rundir.PROMPTS: render_prompts(plan, _header(report, "Sample prompts (--sample_prompts)")),
         rundir.COMMAND_SH: command_sh(launch),
         rundir.COMMAND_PS1: command_ps1(launch),
+        rundir.ACCELERATE_CONFIG: accelerate_config(plan),
     }
+    if slurm or plan.slurm is not None:
+        rendered[rundir.JOB_SBATCH] = job_script(report, launch, files.path)
     return RenderedRun(files.path, rendered, launch, inputs)
 
 
@@ -343,13 +387,13 @@ def launch_record(launch: Launch) -> dict[str, Any]:
     }
 
 
-def make_run(report: CheckReport) -> RenderedRun:
+def make_run(report: CheckReport, *, slurm: bool = False) -> RenderedRun:
     """Create a NEW run folder (never reusing one) and write every file into it."""
     inputs = resolve_inputs(report, download=True)  # before any folder: errors leave nothing
     source = report.plan_path.read_bytes()
     runs = report.plan.runs_dir(report.plan_path.parent)
     with rundir.creating(runs, report.plan.output.name) as run:
-        rendered = render_run(report, run.path, inputs)
+        rendered = render_run(report, run.path, inputs, slurm=slurm)
         rundir.fill(
             run,
             rendered.files,

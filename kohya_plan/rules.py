@@ -287,6 +287,24 @@ NAME_TOO_LONG = _rule(
     "output.name too long for the file names made from it",
     waivable=False,
 )
+# Many processes, machines, DeepSpeed, SLURM: what sd-scripts or accelerate would stop on.
+DEEPSPEED_ONE_PROCESS = _rule(
+    "deepspeed-one-process",
+    "error",
+    "sd-scripts",
+    "DeepSpeed with one process (sd-scripts reads WORLD_SIZE)",
+    waivable=False,
+)
+DEEPSPEED_PATH = _rule(
+    "deepspeed-path", "error", "sd-scripts", "DeepSpeed offload folder missing", waivable=False
+)
+SLURM_PROCESSES = _rule(
+    "slurm-processes",
+    "error",
+    "plan",
+    "[slurm] machines and GPUs vs launch.num_processes",
+    waivable=False,
+)
 # Advice: printed, never blocking.
 STEPS_RANGE = _rule("steps-range", "advice", "T6", "total steps outside 1000-2000")
 IMAGE_COUNT = _rule("image-count", "advice", "T7", "images outside 20-50")
@@ -315,6 +333,21 @@ NESTED_FOLDERS = _rule(
     "nested-folders", "advice", "sd-scripts", "images in folders sd-scripts does not read"
 )
 SD_SCRIPTS_MISSING = _rule("sd-scripts-missing", "advice", "setup", "sd-scripts not found")
+STEPS_PROCESSES = _rule(
+    "steps-processes", "advice", "sd-scripts", "max_train_steps on P processes trains P× as much"
+)
+WARMUP_PROCESSES = _rule(
+    "warmup-processes", "advice", "sd-scripts", "an integer warm-up ends after W/P steps"
+)
+DDP_IGNORED = _rule(
+    "ddp-ignored", "advice", "sd-scripts", "DDP options that take no effect in this launch"
+)
+ACCELERATE_DEFAULT_CONFIG = _rule(
+    "accelerate-default-config",
+    "advice",
+    "accelerate",
+    "an `accelerate config` default file would change launches by hand",
+)
 # Hardware advice (this machine: the one `check` runs on).
 GPU_BATCH_SIZE = _rule("gpu-batch-size", "advice", "T9", "batch size vs GPU memory")
 GPU_PRECISION = _rule("gpu-precision", "advice", "sd-scripts", "mixed precision the GPU supports")

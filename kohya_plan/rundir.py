@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "ACCELERATE_CONFIG",
     "CHECK",
     "COMMAND_PS1",
     "COMMAND_SH",
+    "COMPARE",
     "CONFIG",
     "DATASET",
     "EXIT",
+    "JOB_SBATCH",
     "LAUNCH",
     "LOCK",
     "LOG",
@@ -45,7 +48,12 @@ __all__ = [
     "PLAN_SOURCE",
     "PROMPTS",
     "REPORT",
+    "SLURM_ARRAY_OUTPUT",
+    "SLURM_JOB",
+    "SLURM_OUTPUT",
     "SUMMARY",
+    "SWEEP",
+    "SWEEP_QUEUE",
     "TRAINER",
     "LaunchRecord",
     "RunDir",
@@ -68,6 +76,10 @@ CONFIG = "config.toml"
 PROMPTS = "prompts.txt"
 COMMAND_SH = "command.sh"
 COMMAND_PS1 = "command.ps1"
+ACCELERATE_CONFIG = "accelerate.json"
+"""The run's own accelerate config (`--config_file`): no default config file is ever read."""
+JOB_SBATCH = "job.sbatch"
+"""The SLURM job script (`make --slurm`), for `kohya-plan submit`."""
 CHECK = "check.json"
 """What `check` found when the run was made: facts, findings, steps, resolved inputs."""
 LAUNCH = "launch.json"
@@ -95,8 +107,43 @@ LOGS = "logs"
 """sd-scripts' --logging_dir (TensorBoard event files)."""
 LR_FIND_PNG = "lr-find.png"
 LR_FIND_JSON = "lr-find.json"
+SLURM_JOB = "slurm.json"
+"""The SLURM job(s) `submit` started for this folder: job ids, when, how."""
+SLURM_OUTPUT = "slurm-%j.out"
+"""sbatch's --output pattern of a run's job (``%j``: the job id)."""
+SLURM_ARRAY_OUTPUT = "slurm-%A_%a.out"
+"""sbatch's --output pattern of a sweep's job array (``%A``: array job id, ``%a``: task)."""
+SWEEP = "sweep.json"
+"""A sweep folder's record: the grid, its points and their run folders."""
+SWEEP_QUEUE = "queue.json"
+"""A sweep's local queue: which points ran, how they ended (resumed after a stop)."""
+COMPARE = "compare.html"
 
-MADE_BY_MAKE = (PLAN, PLAN_SOURCE, DATASET, CONFIG, PROMPTS, COMMAND_SH, COMMAND_PS1, CHECK, LAUNCH)
+MADE_BY_MAKE = (
+    PLAN,
+    PLAN_SOURCE,
+    DATASET,
+    CONFIG,
+    PROMPTS,
+    COMMAND_SH,
+    COMMAND_PS1,
+    ACCELERATE_CONFIG,
+    CHECK,
+    LAUNCH,
+)
+
+
+def slurm_log_name(job_id: str, array_task: int | None = None) -> str:
+    """The file a job's output goes to (`SLURM_OUTPUT`, `SLURM_ARRAY_OUTPUT` filled in)."""
+    if array_task is None:
+        return SLURM_OUTPUT.replace("%j", job_id)
+    return SLURM_ARRAY_OUTPUT.replace("%A", job_id).replace("%a", str(array_task))
+
+
+def slurm_machine_log_name(job_log: str, machine: int | str) -> str:
+    """Where machine N > 0 of a job writes its trainer's output (beside the job's own log,
+    which holds machine 0's): ``slurm-123.out`` → ``slurm-123.machine1.out``."""
+    return f"{job_log.removesuffix('.out')}.machine{machine}.out"
 
 
 class RunDirError(UsageError):
@@ -151,6 +198,14 @@ class RunDir:
         return self.path / PROMPTS
 
     @property
+    def accelerate_config(self) -> Path:
+        return self.path / ACCELERATE_CONFIG
+
+    @property
+    def job_sbatch(self) -> Path:
+        return self.path / JOB_SBATCH
+
+    @property
     def logging_dir(self) -> Path:
         return self.path / LOGS
 
@@ -171,8 +226,21 @@ class RunDir:
         return (self.path / LAUNCH).is_file()
 
     def was_launched(self) -> bool:
-        """Whether `launch` ever started the trainer here (train.log exists)."""
-        return (self.path / LOG).exists()
+        """Whether `launch` ever started the trainer here (train.log exists) or `submit`
+        handed it to SLURM (slurm.json exists)."""
+        return (self.path / LOG).exists() or (self.path / SLURM_JOB).exists()
+
+    def trainer_log(self) -> Path:
+        """Where the trainer's output is: train.log, or a SLURM job's log (slurm.json names
+        it; machine 0's output for a job over several machines)."""
+        if (self.path / LOG).exists() or not (self.path / SLURM_JOB).is_file():
+            return self.path / LOG
+        try:
+            data = self.read_json(SLURM_JOB)
+        except RunDirError:
+            return self.path / LOG
+        name = data.get("log") if data else None
+        return self.path / name if isinstance(name, str) and "/" not in name else self.path / LOG
 
     def require_made(self) -> RunDir:
         """Self, or a RunDirError when this is not a folder made by `make`."""

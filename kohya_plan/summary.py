@@ -46,6 +46,18 @@ ADVICE = {
     "end of train.log (a hung data loader, a deadlocked process, a full disk?)",
     "status_unknown": "kohya-plan could not learn how the trainer ended; see the end of "
     "train.log and kohya-plan.log",
+    "rank_died": "one training process ended first and torchrun stopped the others: a killed "
+    "process (SIGKILL) is most often the kernel's out-of-memory killer or a scheduler's limit — "
+    "check the machine's memory (dmesg) and its other lines below; `kohya-plan launch` again "
+    "once it is fixed",
+    "peer_lost": "this process lost the connection to another process of the run, which ended "
+    "first: the cause is in the log of the machine where that process ran",
+    "rendezvous_timeout": "not every machine joined within launch.rdzv_timeout: start every "
+    "machine (machine_rank 0 to num_machines-1) with the same main_process_ip and "
+    "main_process_port, check that each can reach machine 0 on that port, or raise "
+    "launch.rdzv_timeout",
+    "port_in_use": "another program (or run) already listens on launch.main_process_port on "
+    "machine 0: set another port, or wait for that run to end",
     "exit": "the trainer exited with an error status; see the end of train.log",
 }
 
@@ -83,6 +95,7 @@ class Cause:
     message: str
     lines: tuple[str, ...]
     advice: str
+    rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,9 @@ class RunSummary:
     trainer_running: bool | None = None
     """For a running or interrupted run: whether the trainer process runs now."""
     trainer_pid: int | None = None
+    processes: int = 1
+    machines: int = 1
+    machine_rank: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (summary.json, `summary --json`)."""
@@ -199,9 +215,17 @@ def interruption_cause(info: Interruption) -> Cause:
 
 
 def failure_cause(
-    state: RunState, exit_status: int | None, stop_reason: str | None
+    state: RunState,
+    exit_status: int | None,
+    stop_reason: str | None,
+    *,
+    machine_rank: int | None = None,
 ) -> Cause | None:
-    """The classified cause of a failed or stopped run (None when it succeeded)."""
+    """The classified cause of a failed or stopped run (None when it succeeded).
+
+    A machine other than 0 of a multi-machine run never prints "model saved." (machine 0
+    saves): for it a clean exit is a success.
+    """
     if stop_reason == "stall":
         return Cause("stalled", "stopped: no output for the stall timeout", (), ADVICE["stalled"])
     if stop_reason is not None and stop_reason != "nan":
@@ -210,7 +234,11 @@ def failure_cause(
     cause: Failure | None = state.cause
     if cause is not None:
         return Cause(
-            cause.kind, cause.message, tuple(cause.detail_lines), ADVICE.get(cause.kind, "")
+            cause.kind,
+            cause.message,
+            tuple(cause.detail_lines),
+            ADVICE.get(cause.kind, ""),
+            cause.rank,
         )
     if state.saw_no_data:
         return Cause("no_data", "No data found", (), ADVICE["no_data"])
@@ -221,9 +249,35 @@ def failure_cause(
         )
     if exit_status != 0:
         return Cause("exit", f"exit status {exit_status}", (), ADVICE["exit"])
-    if exit_status == 0 and not state.saw_model_saved:
+    if exit_status == 0 and not state.saw_model_saved and not machine_rank:
         return Cause("exit", "the trainer exited without saving a model", (), ADVICE["exit"])
     return None
+
+
+def distributed_notes(
+    state: RunState, *, processes: int, machines: int, machine_rank: int | None
+) -> tuple[str, ...]:
+    """What a run of several processes does differently with its files (scale-lab §1-2)."""
+    if processes < 2:
+        return ()
+    per_machine = max(1, processes // machines)
+    if machine_rank:
+        return (
+            f"this is machine {machine_rank} of {machines} ({per_machine} process(es), ranks "
+            f"{machine_rank * per_machine}-{(machine_rank + 1) * per_machine - 1}): the LoRA "
+            "files, states, TensorBoard logs and rank 0's samples are written by machine 0",
+        )
+    where = f"{processes} processes" + (f" on {machines} machines" if machines > 1 else "")
+    notes = [
+        f"{where}: only rank 0 writes the LoRA files, the state folders and the TensorBoard "
+        "logs (its losses are the ones shown)"
+    ]
+    if state.sample_steps:
+        notes.append(
+            f"sample images: the prompts are shared out among the {processes} processes "
+            f"(prompt k by rank k mod {processes}), all into the same sample folder"
+        )
+    return tuple(notes)
 
 
 def summarize(
@@ -238,12 +292,16 @@ def summarize(
     final_copy: str | None = None,
     running: bool = False,
     interrupted: Interruption | None = None,
+    processes: int = 1,
+    machines: int = 1,
+    machine_rank: int | None = None,
 ) -> RunSummary:
     """Fold what is known after (or during) a run into its summary (pure).
 
     `running`: kohya-plan supervises it now (progress so far); `interrupted`: kohya-plan
     stopped before the trainer ended. Otherwise the run ended under kohya-plan's eyes, and it
-    succeeded only with a recorded exit status of 0 and a saved model.
+    succeeded only with a recorded exit status of 0 and a saved model (a machine other than 0
+    of a run over several saves nothing: a clean exit is its success).
     """
     trainer_running: bool | None = None
     trainer_pid: int | None = None
@@ -254,7 +312,7 @@ def summarize(
         cause, outcome = interruption_cause(interrupted), "interrupted"
         trainer_running, trainer_pid = interrupted.trainer_running, interrupted.trainer_pid
     else:
-        cause = failure_cause(state, exit_status, stop_reason)
+        cause = failure_cause(state, exit_status, stop_reason, machine_rank=machine_rank)
         if cause is None:
             outcome = "succeeded"
         elif cause.kind == "interrupted" or (stop_reason is not None and cause.kind != "nan_loss"):
@@ -286,6 +344,12 @@ def summarize(
         warnings=tuple(w.message for w in state.warnings if w.kind != "no_reg_images"),
         trainer_running=trainer_running,
         trainer_pid=trainer_pid,
+        processes=processes,
+        machines=machines,
+        machine_rank=machine_rank,
+        notes=distributed_notes(
+            state, processes=processes, machines=machines, machine_rank=machine_rank
+        ),
     )
 
 
@@ -366,7 +430,11 @@ def summary_from_json(data: Mapping[str, Any]) -> RunSummary:
             message=str(cause["message"]),
             lines=tuple(str(x) for x in cause.get("lines") or ()),
             advice=str(cause.get("advice") or ""),
+            rank=opt_int(cause.get("rank")),
         ),
         warnings=tuple(str(w) for w in data.get("warnings") or ()),
+        processes=int(data.get("processes") or 1),
+        machines=int(data.get("machines") or 1),
+        machine_rank=opt_int(data.get("machine_rank")),
         notes=tuple(str(n) for n in data.get("notes") or ()),
     )

@@ -288,3 +288,8 @@ def png_header(path: Path, width: int, height: int) -> None:
         + chunk(b"IDAT", zlib.compress(b""))
         + chunk(b"IEND", b"")
     )
+
+
+def trainer_script(argv: list[str]) -> str:
+    """The file name of the sd-scripts script an `accelerate launch …` argv starts."""
+    return next(Path(a).name for a in argv if a.endswith(".py"))

@@ -52,6 +52,21 @@ CANNOT: dict[str, str] = {
     "kohya-plan launch my-lora/plan.toml": "trains (tests/integration and e2e launch)",
     "kohya-plan import my_lora.json -o plan.toml": "the reader's own kohya_ss config",
     "kohya-plan launch my-flux/plan.toml": "fetches FLUX.1 from the Hub and trains",
+    # 'More GPUs, more machines, a cluster': the reader's own multi-GPU plan and cluster
+    "kohya-plan check plan.toml": "the reader's own multi-GPU plan (tests/checks/test_launch_*)",
+    "kohya-plan launch plan.toml": "trains on several GPUs (tests/labs/test_scale_launch.py)",
+    "kohya-plan submit plan.toml": "needs a SLURM cluster (tests/labs/test_slurm_commands.py)",
+    "kohya-plan status runs/xunxian-20261201-120000": "a submitted job (the SLURM lab tests)",
+    "kohya-plan summary runs/xunxian-20261201-120000": "a submitted job (the SLURM lab tests)",
+    "kohya-plan stop runs/xunxian-20261201-120000": "a submitted job (the SLURM lab tests)",
+    "kohya-plan sweep plan.toml --grid optimizer.unet_lr=1e-4,5e-5 --grid network.dim=16,32": (
+        "trains four runs (tests/workflows/test_sweep.py, fake trainer)"
+    ),
+    "kohya-plan sweep runs/xunxian-sweep-20261201-120000": "a sweep the reader stopped",
+    "kohya-plan sweep plan.toml --slurm --max-parallel 2": "needs a SLURM cluster (the lab tests)",
+    "kohya-plan compare runs/xunxian-sweep-20261201-120000": (
+        "a finished sweep (tests/workflows/test_compare.py)"
+    ),
 }
 
 
@@ -133,7 +148,8 @@ def test_the_run_folder_table_names_every_file() -> None:
     missing = [n for n in names if f"`{n}`" not in table and f"`{n}/`" not in table]
     assert missing == [], f"the README's run-folder table lacks {missing}"
     row = next(line for line in README.splitlines() if line.startswith("| `kohya-plan make PLAN"))
-    made = re.findall(r"`([\w.-]+\.[a-z0-9]+)`", row.split("` | ", 1)[1])
+    always = row.split("` | ", 1)[1].split("; with `--slurm`")[0]  # job.sbatch: only then
+    made = re.findall(r"`([\w.-]+\.[a-z0-9]+)`", always)
     assert made == list(rundir.MADE_BY_MAKE), "the make row lists what make writes, in order"
 
 

@@ -1,8 +1,8 @@
 """The tutorial's rules and sd-scripts' pitfalls, checked against a plan and its data (pure).
 
-One module per area (network, optimizer, training, dataset, model, setup, hardware); each check
-takes the frozen plan and the facts `inputs` gathered and yields findings of the rules declared
-in `kohya_plan.rules`. Errors block `make` unless the plan waives a waivable id in
+One module per area (network, optimizer, training, launch, dataset, model, setup, hardware);
+each check takes the frozen plan and the facts `inputs` gathered and yields findings of the
+rules declared in `kohya_plan.rules`. Errors block `make` unless the plan waives a waivable id in
 `rules.allow`; advice is printed and never blocks.
 """
 
@@ -17,6 +17,7 @@ from kohya_plan.checks import (
     family,
     filesystem,
     hardware,
+    launch,
     memory,
     model,
     network,
@@ -67,10 +68,16 @@ CHECKS: tuple[Check, ...] = (
     dataset.check_image_counts,
     dataset.check_keep_tokens,
     training.check_steps,
+    launch.check_processes,
+    launch.check_warmup,
+    launch.check_ddp,
+    launch.check_deepspeed,
+    launch.check_slurm,
     dataset.check_reg,
     filesystem.check_writable,
     filesystem.check_name_length,
     setup.check_sd_scripts,
+    launch.check_accelerate_config,
     hardware.check_hardware,
     memory.check_vram,
 )

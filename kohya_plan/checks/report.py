@@ -69,6 +69,29 @@ class CheckReport:
         if errors:
             raise PlanError(errors)
 
+    def _process_steps(self) -> dict[str, Any]:
+        """The step numbers for P processes (check --json `steps`)."""
+        steps = self.facts.steps
+        assert steps is not None
+        single = None
+        if steps.one_process_epochs is not None:
+            single = {
+                "epochs": steps.one_process_epochs,
+                "total_optimization_steps": steps.one_process_steps,
+            }
+        return {
+            "num_processes": steps.num_processes,
+            "batch_size_per_process": steps.batch_size,
+            "gradient_accumulation_steps": steps.gradient_accumulation_steps,
+            "effective_batch": steps.effective_batch,
+            "dataset_batches": steps.dataset_batches,
+            "samples_per_epoch": steps.samples_per_epoch,
+            "batches_trained": steps.batches_trained,
+            "epochs_given": steps.epochs_given,
+            "one_process": single,
+            "warmup": warmup_json(self.plan, steps.total_optimization_steps),
+        }
+
     def to_json(self) -> dict[str, Any]:
         """The `check --json` document."""
         steps = self.facts.steps
@@ -88,6 +111,15 @@ class CheckReport:
                 "train_samples": steps.train_samples,
                 "reg_samples": steps.reg_samples,
                 "buckets": [{"width": w, "height": h, "count": n} for w, h, n in steps.buckets],
+                **self._process_steps(),
+            },
+            "launch": {
+                "num_processes": self.plan.launch.num_processes,
+                "num_machines": self.plan.launch.num_machines,
+                "processes_per_machine": self.plan.launch.processes_per_machine,
+                "deepspeed": None
+                if self.plan.launch.deepspeed is None
+                else self.plan.launch.deepspeed.model_dump(mode="json"),
             },
             "dataset": {
                 "subsets": [
@@ -129,6 +161,28 @@ class CheckReport:
                 "pinned_commit": sd_scripts_commit(),
             },
         }
+
+
+def warmup_json(plan: Plan, total_optimization_steps: int) -> dict[str, Any] | None:
+    """What the plan's warm-up does with its processes (None without a warm-up)."""
+    from kohya_plan.steps.count import warmup_for_processes
+
+    value = plan.optimizer.warmup_steps
+    if not value:
+        return None
+    warmup = warmup_for_processes(
+        value,
+        num_processes=plan.launch.num_processes,
+        total_optimization_steps=total_optimization_steps,
+    )
+    return {
+        "given": warmup.given,
+        "scheduler_steps": warmup.scheduler_steps,
+        "optimizer_steps": warmup.optimizer_steps,
+        "peak_at_step": warmup.peak_at_step,
+        "shortened": warmup.shortened,
+        "corrected": warmup.corrected,
+    }
 
 
 def failed_report_json(exc: PlanError) -> dict[str, Any]:

@@ -7,6 +7,15 @@ view of a running trainer.
 from kohya_plan.display.console import ERR, OUT, error, plain, problems, raw, warning
 from kohya_plan.display.decoding import decode_progress
 from kohya_plan.display.live import LiveView, PlainView, run_view
+from kohya_plan.display.scale import (
+    queue_point,
+    queue_result,
+    run_status,
+    statuses,
+    stopped,
+    submitted,
+    sweep_made,
+)
 from kohya_plan.display.setup import (
     diagnoses,
     selftest_line,
@@ -39,7 +48,10 @@ __all__ = [
     "made",
     "plain",
     "problems",
+    "queue_point",
+    "queue_result",
     "raw",
+    "run_status",
     "run_summary",
     "run_view",
     "selftest_line",
@@ -47,5 +59,9 @@ __all__ = [
     "selftest_result",
     "setup_report",
     "setup_view",
+    "statuses",
+    "stopped",
+    "submitted",
+    "sweep_made",
     "warning",
 ]

@@ -98,6 +98,8 @@ def check_report(report: CheckReport) -> None:
             f"{steps.steps_per_epoch} steps per epoch × {steps.epochs} epochs = "
             f"{steps.total_optimization_steps} optimization steps"
         )
+        if steps.num_processes > 1:
+            _processes(report)
         if steps.buckets:
             buckets = ", ".join(f"{w}x{h}: {n}" for w, h, n in steps.buckets)
             _out.print(f"  buckets (images × repeats): {buckets}")
@@ -135,6 +137,36 @@ def check_report(report: CheckReport) -> None:
         _out.print(Text("✓ plan is ready for `kohya-plan make`", style="bold green"))
     else:
         _out.print(Text("✗ fix the errors above (or waive them in [rules])", style="bold red"))
+
+
+def _processes(report: CheckReport) -> None:
+    """The step maths for P processes: what each process does, and one GPU for comparison."""
+    steps, la = report.facts.steps, report.plan.launch
+    assert steps is not None
+    p, ga = steps.num_processes, steps.gradient_accumulation_steps
+    where = f"{p} processes" + (f" on {la.num_machines} machines" if la.num_machines > 1 else "")
+    _out.print(
+        f"  {where}: batch {steps.batch_size} per process × {p} processes × "
+        f"{ga} accumulation = {steps.effective_batch} samples per optimizer step"
+    )
+    _out.print(
+        f"  each process takes {steps.batches_per_epoch} of the {steps.dataset_batches} batches "
+        f"per epoch ({steps.samples_per_epoch} samples per epoch); "
+        f"{steps.batches_trained:,} batches in all"
+    )
+    if steps.one_process_epochs is not None:
+        _out.print(
+            f"  on one GPU the same plan runs {steps.one_process_steps} optimization steps "
+            f"over {steps.one_process_epochs} epoch{'s' if steps.one_process_epochs != 1 else ''}"
+        )
+    from kohya_plan.checks.report import warmup_json
+
+    warmup = warmup_json(report.plan, steps.total_optimization_steps)
+    if warmup is not None and warmup["shortened"]:
+        _out.print(
+            f"  LR warm-up: {warmup['given']} scheduler steps = {warmup['optimizer_steps']:g} "
+            f"optimizer steps with {p} processes (for a one-GPU warm-up: {warmup['corrected']})"
+        )
 
 
 def import_report(done: Imported) -> None:
@@ -269,6 +301,9 @@ def run_summary(summary: RunSummary, run_dir: str) -> None:
         _out.print("  no LoRA file saved yet")
     elif summary.outcome != "succeeded":
         _out.print("  no LoRA file was saved")
+
+    for note in summary.notes:
+        _out.print(f"  {note}")
     for warning in summary.warnings[:5]:
         _out.print(Text(f"  warning: {warning}", style="yellow"))
     for note in summary.notes:

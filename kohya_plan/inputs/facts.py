@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from kohya_plan.inputs.accelerate_config import AccelerateConfig
     from kohya_plan.inputs.hardware import Hardware
     from kohya_plan.plan.common import ScalarValue
 
@@ -89,6 +90,29 @@ class StepFacts:
     train_samples: int
     reg_samples: int
     buckets: tuple[tuple[int, int, int], ...]
+    # for P processes (sd-scripts' numbers above are per process where it prints them so)
+    num_processes: int = 1
+    batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    epochs_given: bool = True
+    dataset_batches: int = 0
+    one_process_epochs: int | None = None
+    one_process_steps: int | None = None
+
+    @property
+    def effective_batch(self) -> int:
+        """Samples behind one optimizer step: batch size × processes × accumulation."""
+        return self.batch_size * self.num_processes * self.gradient_accumulation_steps
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Images × repeats (regularization images included, as balanced) in one epoch."""
+        return self.train_samples + self.reg_samples
+
+    @property
+    def batches_trained(self) -> int:
+        """Batches the whole run trains, over all processes (a step takes P × GA of them)."""
+        return self.total_optimization_steps * self.num_processes * self.gradient_accumulation_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +175,6 @@ class Facts:
     """GPU memory to plan for (`check --vram`), else None (the detected GPU's is used)."""
     write_targets: tuple[WriteTarget, ...] = ()
     deep: DeepStats | None = None
+    accelerate_config: AccelerateConfig | None = None
+    # (plan key, folder, exists) of the folders the plan's DeepSpeed offloads to
+    deepspeed_paths: tuple[tuple[str, Path, bool], ...] = ()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kohya_plan.inputs import scan
+from kohya_plan.inputs.accelerate_config import read_default_config
 from kohya_plan.inputs.checkpoint import CHECKPOINT_SUFFIXES
 from kohya_plan.inputs.facts import (
     DeepStats,
@@ -297,6 +298,15 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
     train = [f for f in folders if not f.subset.is_reg]
     samples = sum(f.images * f.subset.repeats for f in train)
     formula = samples * report.epochs / t.batch_size
+    processes = plan.launch.num_processes
+    single = None
+    if processes > 1:
+        single = total_steps(
+            count.total,
+            epochs=t.epochs,
+            max_train_steps=t.max_train_steps,
+            gradient_accumulation_steps=t.gradient_accumulation_steps,
+        )
     return StepFacts(
         batches_per_epoch=report.batches_per_epoch,
         steps_per_epoch=report.steps_per_epoch,
@@ -306,6 +316,13 @@ def compute_steps(plan: Plan, folders: Iterable[FolderFacts]) -> StepFacts | Non
         train_samples=count.train_samples,
         reg_samples=count.reg_samples,
         buckets=count.buckets,
+        num_processes=processes,
+        batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        epochs_given=t.epochs is not None,
+        dataset_batches=count.total,
+        one_process_epochs=single.epochs if single else None,
+        one_process_steps=single.total_optimization_steps if single else None,
     )
 
 
@@ -355,7 +372,21 @@ def gather_facts(
         hardware=_detect_hardware(plan) if hardware else None,
         write_targets=write_targets(plan, plan_dir),
         deep=stats,
+        accelerate_config=read_default_config(),
+        deepspeed_paths=_deepspeed_paths(plan),
     )
+
+
+def _deepspeed_paths(plan: Plan) -> tuple[tuple[str, Path, bool], ...]:
+    ds = plan.launch.deepspeed
+    if ds is None:
+        return ()
+    found = []
+    for what in ("optimizer", "param"):
+        path = getattr(ds, f"offload_{what}_nvme_path")
+        if path is not None:
+            found.append((f"launch.deepspeed.offload_{what}_nvme_path", path, path.is_dir()))
+    return tuple(found)
 
 
 def _decode(

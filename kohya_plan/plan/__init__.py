@@ -11,13 +11,15 @@ from kohya_plan.plan.common import Section
 from kohya_plan.plan.dataset import DatasetSection, SubsetSection
 from kohya_plan.plan.fit import family_problems
 from kohya_plan.plan.flux import FluxSection
-from kohya_plan.plan.launch import LaunchSection
+from kohya_plan.plan.launch import DeepSpeedSection, LaunchSection
 from kohya_plan.plan.model import ModelSection
 from kohya_plan.plan.network import NetworkSection
 from kohya_plan.plan.optimizer import OptimizerSection
 from kohya_plan.plan.output import OutputSection
 from kohya_plan.plan.rules import RulesSection
 from kohya_plan.plan.sampling import SamplingSection
+from kohya_plan.plan.slurm import SlurmSection
+from kohya_plan.plan.sweep import SweepSection
 from kohya_plan.plan.training import TrainingSection
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DatasetSection",
+    "DeepSpeedSection",
     "FluxSection",
     "LaunchSection",
     "ModelSection",
@@ -36,7 +39,9 @@ __all__ = [
     "Plan",
     "RulesSection",
     "SamplingSection",
+    "SlurmSection",
     "SubsetSection",
+    "SweepSection",
     "TrainingSection",
 ]
 
@@ -55,6 +60,12 @@ class Plan(Section):
     rules: RulesSection = Field(default_factory=RulesSection)
     flux: FluxSection | None = Field(
         None, description="FLUX.1's training options (filled with defaults for a flux plan)."
+    )
+    slurm: SlurmSection | None = Field(
+        None, description="The SLURM job (`make --slurm`, `submit`); absent: local runs only."
+    )
+    sweep: SweepSection | None = Field(
+        None, description="A grid of values for `kohya-plan sweep` (ignored by make/launch)."
     )
 
     @model_validator(mode="before")

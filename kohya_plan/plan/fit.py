@@ -32,8 +32,13 @@ def set_keys(plan: Plan) -> dict[str, Any]:
     """Plan keys (OPTION_FOR's) whose value differs from the key's default and is not off."""
     found: dict[str, Any] = {}
     for key in OPTION_FOR:
-        section_name, _, name = key.partition(".")
-        section: BaseModel | None = getattr(plan, section_name, None)
+        # "launch.deepspeed.zero_stage": a table inside a section, absent when not written
+        *path, name = key.split(".")
+        section: BaseModel | None = plan
+        for part in path:
+            section = getattr(section, part, None)
+            if section is None:
+                break
         if section is None:
             continue
         value = getattr(section, name)

@@ -86,6 +86,10 @@ def _flux_options(plan: Plan) -> dict[str, TomlValue | None]:
     }
 
 
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def config_sections(
     plan: Plan,
     *,
@@ -101,14 +105,16 @@ def config_sections(
     family script's options.
     """
     extra_files = dict(model_files or {})
-    m, n, o, t, s, out = (
+    m, n, o, t, s, out, la = (
         plan.model,
         plan.network,
         plan.optimizer,
         plan.training,
         plan.sampling,
         plan.output,
+        plan.launch,
     )
+    ds = la.deepspeed
     w, h = plan.dataset.size
     sections: dict[str, dict[str, TomlValue | None]] = {
         "model": {
@@ -179,6 +185,21 @@ def config_sections(
         "flux": _flux_options(plan),
         "sampling": {},
         "logging": {"logging_dir": str(files.logging_dir) if t.tensorboard else None},
+        "distributed": {
+            "ddp_timeout": la.ddp_timeout,
+            "ddp_gradient_as_bucket_view": la.ddp_gradient_as_bucket_view or None,
+            "ddp_static_graph": la.ddp_static_graph or None,
+            "deepspeed": True if ds is not None else None,
+            "zero_stage": ds.zero_stage if ds is not None else None,
+            "offload_optimizer_device": ds.offload_optimizer_device if ds is not None else None,
+            "offload_optimizer_nvme_path": _path(ds.offload_optimizer_nvme_path)
+            if ds is not None
+            else None,
+            "offload_param_device": ds.offload_param_device if ds is not None else None,
+            "offload_param_nvme_path": _path(ds.offload_param_nvme_path)
+            if ds is not None
+            else None,
+        },
         "extra": dict(plan.launch.extra),
     }
     if t.attention in _ATTENTION:

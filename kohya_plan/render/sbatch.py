@@ -24,6 +24,8 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kohya_plan import rundir
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -45,7 +47,21 @@ is among them because Slurm hands each task its GPUs (``CUDA_VISIBLE_DEVICES``).
 DEFAULT_PORT_BASE = 20000
 """Without a fixed port, rank 0 listens on 20000 + job id mod 10000: jobs sharing a node differ."""
 
-_TASK_WRAPPER = 'n=$1; shift; exec "${@:1:n}" --machine_rank "$SLURM_PROCID" "${@:n+1}"'
+# the job's log, in the script's terms (sbatch --output, or where an array task goes)
+_JOB_LOG = rundir.SLURM_OUTPUT.replace("%j", "${SLURM_JOB_ID}")
+# where an array task's output goes once it knows its run folder
+_TASK_LOG = rundir.SLURM_ARRAY_OUTPUT.replace("%A", "${SLURM_ARRAY_JOB_ID}").replace(
+    "%a", "${SLURM_ARRAY_TASK_ID}"
+)
+# Every task: machine N > 0 writes its trainer's output to its own file beside the job's log
+# (machine 0's output stays in it), so that each log holds one progress bar and one machine's
+# failure; then accelerate with this task's machine rank.
+_MACHINE_LOG = rundir.slurm_machine_log_name("J.out", "${SLURM_PROCID}").removeprefix("J")
+_TASK_WRAPPER = (
+    'n=$1; log=$2; shift 2; [ "$SLURM_PROCID" = 0 ] || exec >> "${log%.out}'
+    + _MACHINE_LOG
+    + '" 2>&1; exec "${@:1:n}" --machine_rank "$SLURM_PROCID" "${@:n+1}"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +243,7 @@ def _body(
         f"cd {_q(cwd)} || exit 1",
         # srun of Slurm 22.05 does not inherit --cpus-per-task: pass it on
         "srun --kill-on-bad-exit=1 ${SLURM_CPUS_PER_TASK:+--cpus-per-task=$SLURM_CPUS_PER_TASK} \\",
-        f'  bash -c {_q(_TASK_WRAPPER)} kohya-plan-task "${{#LAUNCH[@]}}" \\',
+        f'  bash -c {_q(_TASK_WRAPPER)} kohya-plan-task "${{#LAUNCH[@]}}" "$JOB_LOG" \\',
         f'  {_expand("LAUNCH")} "${{MACHINE_FLAGS[@]}}" {_expand("LAUNCHER_FLAGS")} \\',
         f"  {_expand('TRAIN')} {_expand('RESUME')} &",
         "SRUN_PID=$!",
@@ -249,8 +265,12 @@ def _body(
     return lines
 
 
-def _run_lines(run: SbatchRun, *, save_state: bool, indent: str = "") -> list[str]:
-    lines = [f"RUN_DIR={_q(run.run_dir)}", _array("TRAIN", run.script_args)]
+def _run_lines(run: SbatchRun, *, save_state: bool, job_log: str, indent: str = "") -> list[str]:
+    lines = [
+        f"RUN_DIR={_q(run.run_dir)}",
+        f'JOB_LOG="$RUN_DIR/{job_log}"',
+        _array("TRAIN", run.script_args),
+    ]
     if save_state:
         if run.output_dir is None or not run.output_name:
             msg = f"{run.run_dir}: save_state needs the run's output_dir and output_name"
@@ -293,12 +313,12 @@ def render_sbatch(
         *_sbatch_lines(
             slurm,
             job_name=job_name,
-            output=_sbatch_path(run_dir) + "/slurm-%j.out",
+            output=_sbatch_path(run_dir) + "/" + rundir.SLURM_OUTPUT,
             save_state=save_state,
         ),
         "set -uo pipefail",
         "",
-        *_run_lines(run, save_state=save_state),
+        *_run_lines(run, save_state=save_state, job_log=_JOB_LOG),
         *_body(
             slurm,
             accelerate_prefix=accelerate_prefix,
@@ -343,7 +363,7 @@ def render_sbatch_array(
     sbatch = _sbatch_lines(
         slurm,
         job_name=job_name,
-        output=_sbatch_path(sweep_dir) + "/slurm-%A_%a.out",
+        output=_sbatch_path(sweep_dir) + "/" + rundir.SLURM_ARRAY_OUTPUT,
         save_state=save_state,
     )
     sbatch.insert(1, f"#SBATCH --array=0-{len(runs) - 1}{limit}")
@@ -356,7 +376,7 @@ def render_sbatch_array(
     ]
     for index, run in enumerate(runs):
         lines.append(f"  {index})")
-        lines += _run_lines(run, save_state=save_state, indent="    ")
+        lines += _run_lines(run, save_state=save_state, job_log=_TASK_LOG, indent="    ")
         lines.append("    ;;")
     lines += [
         "  *)",
@@ -365,7 +385,7 @@ def render_sbatch_array(
         "    exit 2",
         "    ;;",
         "esac",
-        'exec >> "$RUN_DIR/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.out" 2>&1',
+        'exec >> "$JOB_LOG" 2>&1',
         *_body(
             slurm,
             accelerate_prefix=accelerate_prefix,

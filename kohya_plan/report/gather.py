@@ -345,7 +345,7 @@ def gather(run_dir: Path, *, embed_limit: int = EMBED_LIMIT) -> ReportData:
     output_name = plan.output.name if plan is not None else run_dir.name
     command, cwd = _command(run)
 
-    log = run.log
+    log = run.trainer_log()
     state: RunState | None = None
     if log.is_file():
         try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kohya_plan.inputs.accelerate_config import changing_keys
 from kohya_plan.inputs.installation import managed_installation
 from kohya_plan.setup.choices import MIN_TORCH, release, requirement_pins, torchvision_for
 
@@ -38,29 +39,6 @@ CORE_PACKAGES = (
     "library",
 )
 OPTIMIZER_PACKAGES = ("dadaptation", "prodigyopt", "lion-pytorch", "schedulefree")
-# What accelerate's default config may hold without changing kohya-plan's launch: the keys
-# kohya-plan passes on the command line itself, and the others at accelerate's defaults.
-_OVERRIDDEN = frozenset(
-    {"num_processes", "num_machines", "mixed_precision", "dynamo_config", "dynamo_backend"}
-)
-_HARMLESS: dict[str, Any] = {
-    "compute_environment": "LOCAL_MACHINE",
-    "distributed_type": "NO",
-    "use_cpu": False,
-    "debug": False,
-    "downcast_bf16": "no",
-    "machine_rank": 0,
-    "main_training_function": "main",
-    "enable_cpu_affinity": False,
-    "gpu_ids": "all",
-    "rdzv_backend": "static",
-    "same_network": True,
-    "tpu_env": [],
-    "tpu_use_cluster": False,
-    "tpu_use_sudo": False,
-    "main_process_ip": None,
-    "main_process_port": None,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,20 +382,6 @@ def _packages(facts: DoctorFacts) -> list[Diagnosis]:
     return found
 
 
-def changing_keys(values: dict[str, Any]) -> dict[str, Any]:
-    """The settings of an accelerate config file that would change kohya-plan's launch."""
-    changing = {}
-    for key, value in values.items():
-        if key in _OVERRIDDEN:
-            continue
-        if key in _HARMLESS and value == _HARMLESS[key]:
-            continue
-        if value in (None, {}, [], "") and key not in ("gpu_ids",):
-            continue
-        changing[key] = value
-    return changing
-
-
 def _accelerate_config(facts: DoctorFacts) -> list[Diagnosis]:
     assert facts.probe is not None
     info = facts.probe.get("accelerate_config") or {}
@@ -452,7 +416,8 @@ def _accelerate_config(facts: DoctorFacts) -> list[Diagnosis]:
             "accelerate-config",
             "warn",
             "accelerate config",
-            f"{path} would change every launch: {shown}",
+            f"{path} would change every `accelerate launch` started by hand: {shown} "
+            "(kohya-plan's launches do not read it: they pass their own --config_file)",
             f"move it away (`mv {path} {path}.bak`); kohya-plan passes the launcher flags it "
             "needs, and launch.gpu_ids / launch.num_processes choose GPUs",
         )
@@ -532,16 +497,21 @@ def _plan(facts: DoctorFacts) -> list[Diagnosis]:
     for name in needs.packages:
         if packages.get(name) is None:
             fix = _pip_fix(facts, name)
+            why = f"optimizer.type = {needs.optimizer!r}"
             if name == "xformers":
                 fix += ' (a build matching torch), or set training.attention = "sdpa"'
+                why += ", training.attention = 'xformers'"
+            elif name == "deepspeed":
+                fix += (
+                    " (DS_BUILD_OPS=0 builds its ops when first used), or remove [launch.deepspeed]"
+                )
+                why = "[launch.deepspeed]"
             found.append(
                 Diagnosis(
                     f"{name}-missing",
                     "error",
                     name,
-                    f"{needs.plan} needs it (optimizer.type = {needs.optimizer!r}"
-                    + (", training.attention = 'xformers'" if name == "xformers" else "")
-                    + ") and it is not installed",
+                    f"{needs.plan} needs it ({why}) and it is not installed",
                     fix,
                 )
             )
@@ -697,6 +667,8 @@ def plan_needs(plan: Plan, plan_path: Path) -> PlanNeeds:
     packages = list(optimizer_packages(plan.optimizer.type))
     if plan.training.attention == "xformers":
         packages.append("xformers")
+    if plan.launch.deepspeed is not None:
+        packages.append("deepspeed")  # sd-scripts imports it for --deepspeed
     epochs = plan.training.epochs or 1
     every = plan.training.save_every_n_epochs or 0
     files = 1 + (max(0, (epochs - 1) // every) if every else 0)

@@ -24,6 +24,9 @@ BATCH_SIZE = "batch_size"
 GRAD_ACCUM_STEPS = "grad_accum_steps"
 TOTAL_STEPS = "total_steps"
 
+# Failures that follow from another process's end rather than explain it.
+CONSEQUENCES = frozenset({"peer_lost", "interrupted", "child_exit"})
+
 # Phase names (start-up steps worth showing as a status line).
 PHASE_DATASET = "preparing dataset"
 PHASE_ACCELERATOR = "preparing accelerator"
@@ -157,13 +160,18 @@ class Failure:
     kind: cuda_oom, nan_loss, missing_model, argparse (options = the offending options),
     dataset, precision (fp16 where there is no GPU), optimizer_missing, missing_package (the
     trainer's Python lacks accelerate, torch or another requirement), interrupted, traceback
-    (any other exception), child_exit (only the launcher's CalledProcessError was seen).
+    (any other exception), child_exit (only the launcher's CalledProcessError was seen); with
+    several processes also rank_died (torchrun's root cause: which rank, how it ended),
+    peer_lost (a process lost the others: a consequence), rendezvous_timeout (a machine never
+    joined), port_in_use. `rank` is the process (global rank) the failure belongs to, when the
+    output says.
     """
 
     kind: str
     message: str
     detail_lines: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
+    rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +249,37 @@ class RunState:
 
     @property
     def cause(self) -> Failure | None:
-        """The first failure seen: the cause; later ones are usually its consequences."""
-        return self.failures[0] if self.failures else None
+        """The failure that explains the run's end; the others are usually its consequences.
+
+        One process: the first failure seen. Several: torchrun names the rank that failed
+        first (rank_died); that rank's own error wins if it printed one (an OOM, a traceback),
+        else the rank_died entry itself. Without it, the first failure that is not a
+        consequence of another process's end (peer_lost, interrupted).
+        """
+        if not self.failures:
+            return None
+        died = [f for f in self.failures if f.kind == "rank_died" and f.rank is not None]
+        own: dict[int | None, list[Failure]] = {
+            d.rank: [f for f in self.failures if f.rank == d.rank and f.kind != "rank_died"]
+            for d in died
+        }
+        # a rank that printed its own error (an OOM), then one that died without a word
+        # (killed), then whatever the first one said (it lost its peers: logs merged from
+        # several machines name the rank that failed first in another entry)
+        for d in died:
+            real = [f for f in own.get(d.rank, []) if f.kind not in CONSEQUENCES]
+            if real:
+                return real[0]
+        for d in died:
+            if not own.get(d.rank):
+                return d
+        if died:
+            return (own.get(died[0].rank) or [died[0]])[0]
+        unnamed = next((f for f in self.failures if f.kind == "rank_died"), None)
+        if unnamed is not None:
+            return unnamed
+        first = next((f for f in self.failures if f.kind not in CONSEQUENCES), None)
+        return first or self.failures[0]
 
     @property
     def loss_points(self) -> list[tuple[int, float]]:
@@ -307,7 +344,9 @@ def _state(s: RunState, e: Event) -> None:
 
 def _sample(s: RunState, e: Event) -> None:
     assert isinstance(e, SampleImages)
-    s.sample_steps.append(e.step)
+    # every process logs it (each makes its share of the prompts): one sampling round
+    if e.step not in s.sample_steps:
+        s.sample_steps.append(e.step)
 
 
 def _model_saved(s: RunState, e: Event) -> None:
@@ -321,7 +360,8 @@ def _dataset_length(s: RunState, e: Event) -> None:
 
 def _image_folder(s: RunState, e: Event) -> None:
     assert isinstance(e, ImageFolder)
-    s.image_folders.append(e)
+    if e not in s.image_folders:  # each process scans the dataset and says so
+        s.image_folders.append(e)
 
 
 def _config_written(s: RunState, e: Event) -> None:
@@ -331,7 +371,8 @@ def _config_written(s: RunState, e: Event) -> None:
 
 def _warning(s: RunState, e: Event) -> None:
     assert isinstance(e, Warning)
-    s.warnings.append(e)
+    if e not in s.warnings:  # each process logs it once: the same warning, not two
+        s.warnings.append(e)
 
 
 def _no_data(s: RunState, e: Event) -> None:

@@ -77,6 +77,15 @@ _PRECISION_ERRORS = (
     "object has no attribute '_unscale_grads_'",
     "fp16 mixed precision requires a GPU",
 )
+# gloo/NCCL when another process of the run went away (its own log holds the cause)
+_PEER_LOST = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "NCCL communicator was aborted",
+)
+# torch's rendezvous when a machine never joined (machine 0: the store waits for clients; the
+# others: connecting to machine 0)
+_RENDEZVOUS = ("torch.distributed.DistStoreError", "torch.distributed.DistNetworkError")
 # sd-scripts raises `ImportError("No <package> / ...")` when an optimizer's package is missing.
 _OPTIMIZER_PACKAGES = frozenset(
     ("bitsandbytes", "dadaptation", "lion_pytorch", "Prodigy", "schedulefree", "prodigyplus")
@@ -160,8 +169,14 @@ def exception_kind(line: str) -> str:
         return "dataset"
     if any(s in line for s in _PRECISION_ERRORS):
         return "precision"
-    if line.startswith("KeyboardInterrupt"):
+    if line.startswith("KeyboardInterrupt") or "SignalException: Process" in line:
         return "interrupted"
+    if any(s in line for s in _PEER_LOST):
+        return "peer_lost"
+    if line.startswith(_RENDEZVOUS) or "clients joined" in line:
+        return "rendezvous_timeout"
+    if "Tried to launch distributed communication on port" in line:
+        return "port_in_use"
     return "traceback"
 
 
@@ -214,10 +229,15 @@ class MessageReader:
             self._out.append(Warning("error", _english(msg)))
 
     def _fail(
-        self, kind: str, message: str, detail: tuple[str, ...] = (), options: tuple[str, ...] = ()
+        self,
+        kind: str,
+        message: str,
+        detail: tuple[str, ...] = (),
+        options: tuple[str, ...] = (),
+        rank: int | None = None,
     ) -> None:
         self._failed = True
-        self._out.append(Failure(kind, message, detail, options))
+        self._out.append(Failure(kind, message, detail, options, rank))
 
     def _warn(self, kind: str, msg: str, count: int | None = None, name: str | None = None) -> bool:
         self._out.append(Warning(kind, _english(msg), count, name))

@@ -17,8 +17,16 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import deque
 
-from kohya_plan.trainlog.events import ChildExit, Event, LogLine, Progress
+from kohya_plan.trainlog.distributed import (
+    CHILD_FAILED,
+    RANK_TAIL,
+    ROOT_CAUSE,
+    RootCauseReader,
+    split_rank,
+)
+from kohya_plan.trainlog.events import ChildExit, Event, Failure, LogLine, Progress
 from kohya_plan.trainlog.messages import (
     HANDLERS,
     PHASES,
@@ -118,6 +126,14 @@ class LogParser(MessageReader):
         self._tb_excs: list[str] = []
         self._last_frame = ""
         self._nan = False
+        # Several processes: whose `[rankN]: ` line this is, whose traceback is being read,
+        # each rank's last prefixed lines, torchrun's root-cause entry.
+        self._line_rank: int | None = None
+        self._tb_rank: int | None = None
+        self._tails: dict[int, deque[str]] = {}
+        self._root = RootCauseReader()
+        self._child_failed = False
+        self._rank_died = False
 
     # -- public ---------------------------------------------------------------------------
 
@@ -138,6 +154,10 @@ class LogParser(MessageReader):
             self._close()
         if self._tb:
             self._tb_finish()
+        if (died := self._root.finish(self._tails)) is not None:
+            self._died(died)
+        if self._child_failed and not self._rank_died:
+            self._fail("child_exit", "a training process failed (torchrun gave no root cause)")
         return out
 
     # -- pieces -------------------------------------------------------------------------------
@@ -174,6 +194,11 @@ class LogParser(MessageReader):
     def _line(self, p: str) -> None:
         if not p:
             return
+        if p[0] == "[" and p.startswith("[rank"):
+            rank, rest = split_rank(p)
+            if rank is not None:
+                self._ranked(rank, rest)
+                return
         if self._rec_level is not None and p.startswith(self._rec_cont):
             if len(self._rec_lines) < _MAX_RECORD_LINES:
                 self._rec_lines.append(p)
@@ -204,6 +229,26 @@ class LogParser(MessageReader):
                     self._header(p, tw, level)
                     return
         self._plain(p)
+
+    def _ranked(self, rank: int, rest: str) -> None:
+        """A line one process printed with its `[rankN]: ` prefix (its traceback)."""
+        tail = self._tails.get(rank)
+        if tail is None:
+            tail = self._tails[rank] = deque(maxlen=RANK_TAIL)
+        if rest.strip():
+            tail.append(rest.rstrip())
+        if self._tb and self._tb_rank != rank:
+            self._tb_finish()  # another process's traceback starts
+        self._line_rank = rank
+        try:
+            self._line(rest)
+        finally:
+            self._line_rank = None
+
+    def _died(self, failure: Failure) -> None:
+        self._rank_died = True
+        self._failed = True
+        self._out.append(failure)
 
     def _after_bar(self, rest: str) -> None:
         # A log record (or a simple-mode message) written right after a frame, on its line.
@@ -344,7 +389,15 @@ class LogParser(MessageReader):
             return
         if self._records:
             self._out.append(LogLine(None, s))
+        if self._root.active:
+            if (died := self._root.feed(p, self._tails)) is not None:
+                self._died(died)
+            return
+        if s == ROOT_CAUSE and self._child_failed:
+            self._root.start(s)
+            return
         if s.startswith("Traceback (most recent call last):"):
+            self._tb_rank = self._line_rank
             self._tb = 1
             self._tb_frame = ""
             self._tb_excs = []
@@ -399,9 +452,14 @@ class LogParser(MessageReader):
         self._tb = 0
         self._tb_excs = []
         self._tb_frame = ""
+        rank, self._tb_rank = self._tb_rank, None
         if not excs:
             return
         last = excs[-1]
+        if last.startswith(CHILD_FAILED):
+            # torchrun's own traceback: the table after it names the process that failed
+            self._child_failed = True
+            return
         if last.startswith("subprocess.CalledProcessError:"):
             # accelerate's own traceback: it only says how the trainer exited. The cause is
             # the trainer's output before it, so this is a failure only if nothing came first.
@@ -424,4 +482,6 @@ class LogParser(MessageReader):
                 kind = k
                 break
         detail = (frame, *excs) if frame else tuple(excs)
-        self._fail(kind, last, detail)
+        if rank is not None:
+            last = f"rank {rank}: {last}"
+        self._fail(kind, last, detail, rank=rank)

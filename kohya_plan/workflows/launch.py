@@ -33,6 +33,7 @@ from kohya_plan.outputs import (
     read_state,
 )
 from kohya_plan.planning import check_plan, check_validated, locate_trainer, make_run
+from kohya_plan.render.command import expand_env_refs
 from kohya_plan.render.toml_text import toml_string
 from kohya_plan.run.identity import alive, identity
 from kohya_plan.run.locks import Busy, Lock, acquire, holder
@@ -43,7 +44,7 @@ from kohya_plan.trainlog.replay import replay_file
 from kohya_plan.workflows.results import finish_summary
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from kohya_plan.checks.report import CheckReport
     from kohya_plan.plan import Plan
@@ -151,9 +152,14 @@ def _prepare_run_dir(
 ) -> PreparedRun:
     target = run.path
     if run.was_launched():
+        how = (
+            f"launched before (it has {rundir.LOG})"
+            if (run / rundir.LOG).exists()
+            else f"submitted to SLURM before (it has {rundir.SLURM_JOB})"
+        )
         msg = (
-            f"{target} was launched before (it has {rundir.LOG}) — a run folder is used once; "
-            f"{relaunch_command(run)} makes a new one beside it"
+            f"{target} was {how} — a run folder is used once; {relaunch_command(run)} makes a "
+            "new one beside it"
         )
         raise LaunchError(msg)
     plan = load_plan(run.plan)
@@ -457,11 +463,15 @@ def _run(
                 tracker.stopping = "nan"
                 supervisor.request_stop("avr_loss became NaN")
 
+    env = {**os.environ, **prepared.env}
+    argv = run_argv(prepared.argv, env)
+    machine_rank = machine_rank_of(argv, prepared.plan)
     started_at = time.time()
     usage_before = _usage()
     record: dict[str, object] = {
         "started_at": started_at,
-        "argv": prepared.argv,
+        "argv": argv,
+        "machine_rank": machine_rank,
         "edited_launch": prepared.edited_launch,
         "finished": False,
         # Who supervises: `stop` signals it, `summary` tells a running run from a dead one.
@@ -506,8 +516,8 @@ def _run(
             notes.add(f"guardian: {event.get('text')}")
 
     supervisor = Supervisor(
-        prepared.argv,
-        env={**os.environ, **prepared.env},
+        argv,
+        env=env,
         cwd=prepared.cwd,
         log_path=folder.log,
         on_output=lambda chunk: on_events(tracker.feed(chunk)),
@@ -569,6 +579,7 @@ def _run(
         link_final=True,
         warnings=tracker.warnings,
         notes=tracker.notes,
+        machine_rank=machine_rank,
     )
     write_report_quietly(prepared.run_dir)
     if unsaved:
@@ -746,6 +757,22 @@ def silence_terminal() -> None:
             _devnull_over(fd)
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
+
+
+def run_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
+    """The argv to start: "$NAME" values (launch.machine_rank = "$NODE_RANK") filled in."""
+    try:
+        return expand_env_refs(argv, env)
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+
+
+def machine_rank_of(argv: list[str], plan: Plan) -> int | None:
+    """This machine's number in a run over several machines (None for one machine)."""
+    if plan.launch.num_machines < 2 or "--machine_rank" not in argv:
+        return None
+    value = argv[argv.index("--machine_rank") + 1]
+    return int(value) if value.isdigit() else None
 
 
 def write_report_quietly(run_dir: Path) -> Path | None:

@@ -52,9 +52,16 @@ def finish_summary(
     running: bool = False,
     interrupted: Interruption | None = None,
     write: bool = True,
+    machine_rank: int | None = None,
 ) -> RunSummary:
-    """Collect files and TensorBoard scalars; write summary.json and manifest.json (`write`)."""
+    """Collect files and TensorBoard scalars; write summary.json and manifest.json (`write`).
+
+    ``machine_rank`` is this machine's number in a run over several (None: the plan's, when it
+    is a number); a machine other than 0 leaves the final file's epoch copy to machine 0.
+    """
     run = rundir.RunDir(run_dir)
+    if machine_rank is None and isinstance(plan.launch.machine_rank, int):
+        machine_rank = plan.launch.machine_rank if plan.launch.num_machines > 1 else None
     files = lora_files(plan.output.dir, plan.output.name, plan.output.save_model_as, started_at)
     copy = None
     previous = run.read_json(rundir.MANIFEST, required=False)
@@ -74,6 +81,9 @@ def finish_summary(
         final_copy=copy,
         running=running,
         interrupted=interrupted,
+        processes=plan.launch.num_processes,
+        machines=plan.launch.num_machines,
+        machine_rank=machine_rank,
     )
     summary = replace(
         summary,
@@ -85,7 +95,7 @@ def finish_summary(
         by_step = "initial_epoch" not in plan.launch.extra
         summary = replace(summary, notes=(*summary.notes, resume_note(resume, by_step=by_step)))
     unsaved: list[str] = []
-    if link_final and summary.outcome == "succeeded":
+    if link_final and summary.outcome == "succeeded" and not machine_rank:
         try:
             copy = epoch_copy(files, plan, summary.epochs_done)
         except OSError as exc:
@@ -152,6 +162,7 @@ def summary_from_disk(run_dir: Path) -> RunSummary:
             trainer_exit_status=live.trainer_exit_status,
             stopped_by_guardian=live.stopped_by_guardian,
         )
+    rank = exit_info.get("machine_rank")
     return finish_summary(
         run.path,
         plan,
@@ -168,6 +179,7 @@ def summary_from_disk(run_dir: Path) -> RunSummary:
         interrupted=interrupted,
         # Only a run that is over is written down: a running one writes its own at the end.
         write=not live.running and not live.trainer_alive and not live.locked,
+        machine_rank=rank if isinstance(rank, int) else None,
     )
 
 

@@ -1,11 +1,9 @@
 """`kohya-plan stop RUN_DIR`: stop a running run from another terminal, the way Ctrl-C does.
 
 A small dispatch: each `Stopper` knows one way a run can be running (this machine's
-`launch`; a batch system's job, added by its own module) — whether the run is active that way,
+`launch`; a SLURM job, `submit`) — whether the run is active that way,
 how to stop it, and how to tell that it has ended. `stop_run` asks them in order and uses the
-first that says the run is active. A stopper for submitted runs is added with
-`STOPPERS.append(Stopper(...))` (or `insert(0, …)` to be asked first); its `stop` may call
-`stop_local` for the part of a run that runs here.
+first that says the run is active. Another batch system is one more `Stopper` in `STOPPERS`.
 """
 
 from __future__ import annotations
@@ -58,7 +56,54 @@ LOCAL = Stopper(
     default_wait_s=_local_wait_s,
 )
 
-STOPPERS: list[Stopper] = [LOCAL]
+# A SLURM run: the job's own steps run the trainer (on the cluster's nodes), so the scheduler
+# is asked and stops it; a job that is no longer queued is not active (the local stopper then
+# says why nothing runs).
+_SLURM_QUEUED = ("pending", "running")
+_SLURM_POLL_S = 2.0
+
+
+def _slurm_state(run: rundir.RunDir) -> str | None:
+    from kohya_plan.workflows.slurm import job_record, run_status
+
+    return run_status(run.path).state if job_record(run) is not None else None
+
+
+def _slurm_active(run: rundir.RunDir) -> bool:
+    # "unknown": neither squeue nor sacct knows the job (no accounting): scancel is still the
+    # way to make sure it is gone
+    return _slurm_state(run) in (*_SLURM_QUEUED, "unknown")
+
+
+def _slurm_stop(run: rundir.RunDir, now: bool) -> str:
+    from kohya_plan.workflows.slurm import stop_slurm
+
+    job = stop_slurm(run.path, now=now)
+    how = "SIGKILL" if now else "SIGTERM: sd-scripts stops as after Ctrl-C"
+    return f"cancelled SLURM job {job} (scancel; the trainer gets {how})"
+
+
+def _slurm_wait(run: rundir.RunDir, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while _slurm_state(run) in _SLURM_QUEUED:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_SLURM_POLL_S)
+    return True
+
+
+SLURM = Stopper(
+    name="slurm",
+    active=_slurm_active,
+    stop=_slurm_stop,
+    wait=_slurm_wait,
+    # scancel's SIGTERM, the job script's grace for sd-scripts, then SLURM's KillWait
+    default_wait_s=lambda run: 120.0,
+)
+
+STOPPERS: list[Stopper] = [SLURM, LOCAL]
 """Asked in order; the first whose `active` says yes stops the run."""
 
 

@@ -15,6 +15,7 @@ from hardware_helpers import card, machine
 from helpers import base_plan, flux_stub_files, make_images, png_header, write_plan
 
 from kohya_plan.checks import blocking, run_checks
+from kohya_plan.inputs.accelerate_config import AccelerateConfig
 from kohya_plan.planning import check_plan
 from kohya_plan.rules import RULES
 
@@ -118,6 +119,8 @@ class Scenario:
     plan: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: Callable[[Path], None] = _FOUR_IMAGES
     hardware: Hardware | None = None
+    accelerate_config: dict[str, Any] | None = None
+    """The values of a default accelerate config file found on the machine."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -174,6 +177,20 @@ SCENARIOS: dict[str, Scenario] = {
     "ram": Scenario(hardware=machine(card(24), ram_gib=2)),
     "cpu-fp16": Scenario(hardware=machine()),
     "vram-fit": Scenario({"network": {"dim": 128, "alpha": 64}}, hardware=machine(card(1))),
+    # many processes
+    "steps-processes": Scenario(
+        {"training": {"epochs": None, "max_train_steps": 40}, "launch": {"num_processes": 2}}
+    ),
+    "warmup-processes": Scenario(
+        {
+            "optimizer": {"scheduler": "constant_with_warmup", "warmup_steps": 4},
+            "launch": {"num_processes": 2},
+        }
+    ),
+    "ddp-ignored": Scenario({"launch": {"ddp_static_graph": True}}),
+    "accelerate-default-config": Scenario(
+        accelerate_config={"distributed_type": "DEEPSPEED", "num_processes": 4}
+    ),
     # the model families' own rules
     "sdxl-half-vae": Scenario({"model": SDXL}),
     "network-module-unknown": Scenario({"network": {"module": "my_networks.custom_lora"}}),
@@ -207,9 +224,14 @@ SCENARIOS: dict[str, Scenario] = {
 def _report(root: Path, scenario: Scenario, allow: list[str]) -> CheckReport:
     scenario.data(root)
     report = check_plan(write_plan(root, _plan_data(scenario, allow)))
-    if scenario.hardware is None:
+    facts = report.facts
+    if scenario.hardware is not None:
+        facts = replace(facts, hardware=scenario.hardware)
+    if scenario.accelerate_config is not None:
+        found = AccelerateConfig(root / "default_config.yaml", scenario.accelerate_config)
+        facts = replace(facts, accelerate_config=found)
+    if facts is report.facts:
         return report
-    facts = replace(report.facts, hardware=scenario.hardware)
     return replace(report, facts=facts, findings=run_checks(report.plan, facts))
 
 

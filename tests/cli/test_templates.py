@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import REPO, make_images, ready_tokenizers
+from helpers import REPO, make_images, ready_tokenizers, trainer_script
 
 from kohya_plan.families import FAMILIES
 from kohya_plan.loading import load_plan
@@ -52,7 +52,7 @@ def test_template_checks_and_makes(tmp_path: Path, run_cli, name: str) -> None:
     assert made.exit_code == 0, made.output
     argv = json.loads(made.stdout)["argv"]
     script = FAMILIES[FAMILY_OF[name]].script
-    assert Path(argv[argv.index("--config_file") - 1]).name == script
+    assert trainer_script(argv) == script
 
 
 def test_character_template_has_the_tutorials_values(tmp_path: Path, run_cli) -> None:

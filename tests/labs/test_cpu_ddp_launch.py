@@ -4,7 +4,8 @@ accelerate cannot run two processes on a machine without a GPU as it is (it wrap
 U-Net in DDP and sd-scripts dies, see labs/cpu_ddp/sitecustomize.py); the test puts that
 test-only shim on PYTHONPATH, which `launch` passes on to the trainer. The plan is one row of
 the measured table (scale-lab §1): B = 8 batches per epoch for one process, P = 2, GA = 2,
-max_train_steps = 3 → 4 batches per epoch on each process, 2 epochs, 3 optimizer steps.
+max_train_steps = 3 → 4 batches per epoch on each process, 2 epochs, 3 optimizer steps; two
+sample prompts per epoch, shared out between the ranks.
 Skipped where sd-scripts or its Python are missing. About 1-2 minutes and 10 GB.
 """
 
@@ -59,6 +60,13 @@ def test_two_processes_train_the_steps_of_the_table(
             "max_data_loader_n_workers": 0,
         },
         output={"save_precision": "float"},
+        sampling={
+            "every_n_epochs": 1,
+            "prompts": [
+                "testchar, red --w 64 --h 64 --s 2 --d 1",
+                "testchar, blue --w 64 --h 64 --s 2 --d 2",
+            ],
+        },
         launch={
             "sd_scripts": str(sdlab.sd_scripts_dir()),
             "python": str(sdlab.sd_python()),
@@ -72,6 +80,7 @@ def test_two_processes_train_the_steps_of_the_table(
     steps = check_plan(plan).facts.steps
     assert steps is not None
     assert (steps.batches_per_epoch, steps.epochs, steps.total_optimization_steps) == (4, 2, 3)
+    assert (steps.effective_batch, steps.one_process_epochs) == (4, 1)  # batch 1 × 2 × GA 2
 
     monkeypatch.setenv("PYTHONPATH", str(SHIM))
     result = run_cli("launch", plan, "--plain")
@@ -95,3 +104,17 @@ def test_two_processes_train_the_steps_of_the_table(
         "testlora-000002.safetensors",  # the final file, copied under its epoch's name (T29)
         "testlora.safetensors",
     ]
+    # the two prompts were shared out: rank 0 made prompt 0, rank 1 prompt 1, every epoch
+    samples = sorted(p.name.split("_2026")[0] for p in (out / "sample").glob("*.png"))
+    assert [s.rsplit("_", 2)[-2:] for s in samples] == [
+        ["e000001", "00"],
+        ["e000001", "01"],
+        ["e000002", "00"],
+        ["e000002", "01"],
+    ]
+    assert summary["processes"] == 2
+    assert summary["notes"][0].startswith("2 processes: only rank 0 writes the LoRA files")
+    assert "prompt k by rank k mod 2" in summary["notes"][1]
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "only rank 0 writes the LoRA files" in page
+    assert page.count('data-name="testlora_e00000') == 4  # both ranks' samples in the grid

@@ -4,7 +4,7 @@ Each case is tests/golden/<case>/plan.toml, rendered in a temporary copy with it
 outputs (dataset.toml, config.toml, prompts.txt, command.sh, command.ps1, plan.toml) are
 compared byte for byte with the files beside it, after the temporary root is replaced by
 <ROOT>. When a change to the output is intended, refresh them with
-`pytest tests/test_golden.py --update-golden` and review the diff.
+`pytest tests/render/test_golden.py --update-golden` and review the diff.
 """
 
 from __future__ import annotations
@@ -30,7 +30,15 @@ if TYPE_CHECKING:
 
 GOLDEN = TESTS / "golden"
 EXAMPLE = REPO / "examples" / "tutorial"
-OUTPUTS = ("dataset.toml", "config.toml", "prompts.txt", "command.sh", "command.ps1", "plan.toml")
+OUTPUTS = (
+    "dataset.toml",
+    "config.toml",
+    "prompts.txt",
+    "command.sh",
+    "command.ps1",
+    "accelerate.json",
+    "plan.toml",
+)
 
 
 def _prepare(case: str, root: Path) -> Path:

@@ -147,8 +147,8 @@ def test_dry_run_prints_argv_and_files_and_writes_nothing(report, run_cli, tmp_p
     assert sorted(tmp_path.rglob("*")) == before
     text = run_cli("make", report.plan_path, "--dry-run")
     assert (
-        shlex.join(argv).replace(doc["run_dir"], "X").split()[:5]
-        == text.stdout.splitlines()[-1].split()[:5]
+        shlex.join(argv).replace(doc["run_dir"], "X").split()[6:12]
+        == text.stdout.splitlines()[-1].split()[6:12]
     )
 
 
@@ -168,6 +168,7 @@ def test_make_writes_a_new_folder_every_time(report, run_cli, tmp_path) -> None:
             "prompts.txt",
             "command.sh",
             "command.ps1",
+            "accelerate.json",
             "check.json",
             "launch.json",
         ]

@@ -85,15 +85,21 @@ def _made(plan_path: Path) -> tuple[Path, Plan, dict[str, Any]]:
     return (
         rendered.run_dir,
         report.plan,
-        {"argv": launch.argv, "cwd": launch.cwd, "env": launch.env},
+        {
+            "argv": launch.argv,
+            "cwd": launch.cwd,
+            "env": launch.env,
+            "prefix": launch.prefix,
+            "flags": launch.flags,
+        },
     )
 
 
 def _parts(plan: Plan, launch: dict[str, Any]) -> dict[str, Any]:
     """render_sbatch's inputs, taken apart from the exact argv a local launch runs."""
-    prefix = accelerate_prefix(plan.launch.python)
-    flags = launcher_flags(plan)
-    argv = launch["argv"]
+    prefix, flags, argv = launch["prefix"], launch["flags"], launch["argv"]
+    assert prefix == accelerate_prefix(plan.launch.python)
+    assert flags[2:] == launcher_flags(plan)  # after the run's own --config_file pair
     assert argv[: len(prefix) + len(flags)] == prefix + flags
     return {
         "accelerate_prefix": prefix,
@@ -260,7 +266,10 @@ def test_two_machines_as_two_tasks_on_the_node(
     assert states == {job: "COMPLETED"}, log[-3000:]
     assert "2 machine(s) x 1 process(es), head localhost" in log
     assert "cpu-ddp-shim: rank 0: not wrapping" in log
-    assert "cpu-ddp-shim: rank 1: not wrapping" in log
+    # machine 1's trainer writes beside the job's log: one progress bar per log
+    other = (run_dir / f"slurm-{job}.machine1.out").read_text(encoding="utf-8", errors="replace")
+    assert "cpu-ddp-shim: rank 1: not wrapping" in other
+    assert "cpu-ddp-shim: rank 1" not in log
     # 2 images × 1 repeat = 2 batches; each of the 2 processes sees 1 batch per epoch
     assert "num batches per epoch / 1epochのバッチ数: 1" in log
     assert (tmp_path / "out" / "testlora.safetensors").is_file()

@@ -56,6 +56,7 @@ echo $$ > "$FAKE_LOG/launcher.pid"
 printf '%s\\n' "$@" > "$FAKE_LOG/argv.$SLURM_PROCID"
 echo "cwd=$PWD HF_HOME=$HF_HOME PYTHONUNBUFFERED=$PYTHONUNBUFFERED" > "$FAKE_LOG/env.$SLURM_PROCID"
 trap 'echo TERM > "$FAKE_LOG/signal.$SLURM_PROCID"; exit 143' TERM
+echo "trainer output of machine $SLURM_PROCID"
 if [ -n "${FAKE_TRAIN_SECONDS:-}" ]; then
   touch "$FAKE_LOG/started.$SLURM_PROCID"
   for ((i = 0; i < FAKE_TRAIN_SECONDS * 10; i++)); do sleep 0.1; done
@@ -153,6 +154,22 @@ def test_two_machines_get_their_rank_and_the_head_node(
     assert srun.startswith("srun --kill-on-bad-exit=1 --cpus-per-task=16 bash -c")
     assert "machine(s) x 4 process(es), head gpu-node-07" in res.stdout
     assert "the trainer ended with exit status 0" in res.stdout
+
+
+def test_machines_other_than_0_write_their_output_beside_the_jobs_log(
+    fake_slurm: dict[str, Path], tmp_path: Path
+) -> None:
+    # one progress bar and one machine's failure per log: machine 0 in the job's own log
+    script = _script(fake_slurm, tmp_path, SlurmSection(nodes=3, gpus_per_node=1), save_state=False)
+    env = _env(fake_slurm, SLURM_NNODES="3", SLURM_NTASKS="3")
+    res = subprocess.run(["bash", script], env=env, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "trainer output of machine 0" in res.stdout
+    assert "machine 1" not in res.stdout
+    run = tmp_path / "run dir"
+    for machine in (1, 2):
+        text = (run / f"slurm-4321.machine{machine}.out").read_text(encoding="utf-8")
+        assert text == f"trainer output of machine {machine}\n"
 
 
 def test_one_process_has_no_multi_gpu_and_the_batch_shell_without_ntasks(

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from kohya_plan.inputs.accelerate_config import changing_keys
 from kohya_plan.setup.doctor import (
     Diagnosis,
     DoctorFacts,
     PlanNeeds,
-    changing_keys,
     evaluate,
     optimizer_packages,
     worst,
@@ -166,8 +166,9 @@ def test_a_stale_accelerate_config_names_its_path_and_what_it_changes() -> None:
     assert item.status == "warn"
     assert path in item.message
     assert 'distributed_type="MULTI_GPU"' in item.message
-    assert 'gpu_ids="0,1"' in item.message
+    assert "kohya-plan's launches do not read it" in item.message
     # what kohya-plan passes itself on the command line is not blamed
+    assert "gpu_ids" not in item.message
     assert "num_processes" not in item.message
     assert "mixed_precision" not in item.message
     assert f"mv {path} {path}.bak" in item.fix
@@ -296,3 +297,21 @@ def test_a_torch_other_than_the_one_setup_installed_is_a_warning() -> None:
     assert "2.13.0+cpu is not the 2.14.1 that `kohya-plan setup` installed" in item.message
     assert "kohya-plan setup" in item.fix
     assert "torch-changed" not in _by_id(evaluate(_facts(expected_torch="2.14.1")))
+
+
+def test_a_deepspeed_plan_needs_deepspeed_in_the_trainers_python(tmp_path: Path) -> None:
+    from helpers import base_plan
+
+    from kohya_plan.loading import validate_plan
+    from kohya_plan.setup.doctor import plan_needs
+
+    data = base_plan(launch={"num_processes": 2, "deepspeed": {"zero_stage": 2}})
+    needs = plan_needs(validate_plan(data, tmp_path), tmp_path / "plan.toml")
+    assert "deepspeed" in needs.packages
+    found = _by_id(evaluate(_facts(needs=needs)))  # the healthy probe has no deepspeed
+    item = found["deepspeed-missing"]
+    assert item.status == "error"
+    assert "needs it ([launch.deepspeed])" in item.message
+    assert "pip install deepspeed" in item.fix
+    probe = _broken(packages__deepspeed="0.16.7")
+    assert "deepspeed-missing" not in _by_id(evaluate(_facts(probe, needs=needs)))

@@ -77,7 +77,14 @@ def messages(data: bytes, *, rich: bool = True) -> list[str]:
 CASES: dict[str, tuple[int | None, int, list[str], bool, str | None, list[str]]] = {
     "run0_missing_captions": (2, 2, ["tinylora"], True, None, ["no_captions", "no_reg_images"]),
     "run1_basic": (16, 16, ["tinylora-000001", "tinylora"], True, None, ["no_reg_images"]),
-    "run2_dataset_config": (6, 6, ["tinylora_ds"], True, None, ["no_reg_images"] * 2),
+    "run2_dataset_config": (
+        6,
+        6,
+        ["tinylora_ds"],
+        True,
+        None,
+        ["no_reg_images"],
+    ),  # said twice, kept once
     "run3_config_file": (
         6,
         6,

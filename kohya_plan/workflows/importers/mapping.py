@@ -97,6 +97,7 @@ def build_plan(
     _sampling(state)
     _output(state)
     map_dataset(state, dataset)
+    _distributed(state)
     _rest(state)
     _launch(state, launch or {})
     _implied_defaults(state)
@@ -267,6 +268,42 @@ _FLUX_SD_DEFAULTS: tuple[tuple[str, Any, str], ...] = (
 )
 
 
+_DEEPSPEED_OPTIONS = (
+    "zero_stage",
+    "offload_optimizer_device",
+    "offload_optimizer_nvme_path",
+    "offload_param_device",
+    "offload_param_nvme_path",
+)
+
+
+def _distributed(state: State) -> None:
+    """DDP's options and DeepSpeed's (the ZeRO options count only with --deepspeed)."""
+    b = state.builder
+    map_direct(state, "ddp_timeout", "launch.ddp_timeout")
+    map_flag(state, "ddp_gradient_as_bucket_view", "launch.ddp_gradient_as_bucket_view")
+    map_flag(state, "ddp_static_graph", "launch.ddp_static_graph")
+    taken = take_typed(state, "deepspeed")
+    on = False
+    if taken is not None:
+        given, value = taken
+        if value:
+            b.set("launch.deepspeed", {}, given)
+            on = True
+        else:
+            b.record(given.source, "unset", reason="false: sd-scripts' default")
+    for name in _DEEPSPEED_OPTIONS:
+        if on:
+            map_direct(state, name, f"launch.deepspeed.{name}")
+        elif (dropped := state.take(name)) is not None:
+            b.record(
+                dropped.source,
+                "dropped",
+                reason="sd-scripts uses it only with --deepspeed",
+                default=dropped.default,
+            )
+
+
 def _training(state: State) -> None:
     b = state.builder
     epochs = map_direct(state, "max_train_epochs", "training.epochs")
@@ -426,6 +463,10 @@ _LAUNCH_KEYS = {
     "num_cpu_threads_per_process": "launch.num_cpu_threads_per_process",
     "gpu_ids": "launch.gpu_ids",
     "main_process_port": "launch.main_process_port",
+    "machine_rank": "launch.machine_rank",
+    "main_process_ip": "launch.main_process_ip",
+    "rdzv_backend": "launch.rdzv_backend",
+    "same_network": "launch.same_network",
 }
 
 
@@ -435,6 +476,19 @@ def _launch(state: State, launch: Mapping[str, Given]) -> None:
         value = given.value
         if name in _LAUNCH_KEYS:
             b.set(_LAUNCH_KEYS[name], value, given)
+        elif name == "rdzv_conf" and str(value).startswith("timeout="):
+            seconds = str(value).removeprefix("timeout=")
+            if seconds.isdigit():
+                b.set("launch.rdzv_timeout", int(seconds), given)
+            else:
+                b.record(given.source, "cannot", reason=f"timeout {seconds!r} is not seconds")
+        elif name == "config_file":
+            b.record(
+                given.source,
+                "dropped",
+                reason="kohya-plan writes the run's own accelerate config and passes every flag",
+                default=given.default,
+            )
         elif name == "mixed_precision":
             b.record(
                 given.source,
@@ -461,9 +515,8 @@ def _launch(state: State, launch: Mapping[str, Given]) -> None:
             b.record(
                 given.source,
                 "cannot",
-                reason="kohya-plan passes only num_processes, "
-                "num_machines, gpu_ids, main_process_port and num_cpu_threads_per_process "
-                "to accelerate",
+                reason="kohya-plan passes accelerate only the flags its [launch] keys "
+                "stand for (processes, machines, ranks, rendezvous, GPUs, threads)",
                 default=given.default,
             )
 

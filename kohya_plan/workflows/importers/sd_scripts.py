@@ -293,12 +293,17 @@ _ACCELERATE_VALUE = {
     "--main_process_port": "main_process_port",
     "--mixed_precision": "mixed_precision",
     "--dynamo_backend": "dynamo_backend",
+    "--machine_rank": "machine_rank",
+    "--main_process_ip": "main_process_ip",
+    "--rdzv_backend": "rdzv_backend",
+    "--rdzv_conf": "rdzv_conf",
 }
 _ACCELERATE_INT = {
     "num_processes",
     "num_machines",
     "num_cpu_threads_per_process",
     "main_process_port",
+    "machine_rank",
 }
 
 

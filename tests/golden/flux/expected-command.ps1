@@ -1,5 +1,5 @@
 # Made by kohya-plan: runs this run's training exactly as `kohya-plan launch` would.
 $ErrorActionPreference = 'Stop'
 Set-Location -LiteralPath '<ROOT>/sd-scripts'
-& '/opt/sd/bin/python' '-m' 'accelerate.commands.launch' '--num_processes' '1' '--num_machines' '1' '--mixed_precision' 'bf16' '--dynamo_backend' 'no' '--num_cpu_threads_per_process' '2' '<ROOT>/sd-scripts/flux_train_network.py' '--config_file' '<ROOT>/runs/<RUN>/config.toml' '--dataset_config' '<ROOT>/runs/<RUN>/dataset.toml'
+& '/opt/sd/bin/python' '-m' 'accelerate.commands.launch' '--config_file' '<ROOT>/runs/<RUN>/accelerate.json' '--num_processes' '1' '--num_machines' '1' '--gpu_ids' 'all' '--mixed_precision' 'bf16' '--dynamo_backend' 'no' '--num_cpu_threads_per_process' '2' '<ROOT>/sd-scripts/flux_train_network.py' '--config_file' '<ROOT>/runs/<RUN>/config.toml' '--dataset_config' '<ROOT>/runs/<RUN>/dataset.toml'
 exit $LASTEXITCODE

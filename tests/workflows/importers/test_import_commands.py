@@ -168,3 +168,26 @@ def test_unknown_option_suggests_the_real_one(tmp_path: Path) -> None:
     text = "accelerate launch train_network.py --learnig_rate 1e-4"
     result = paste(text, "-o", tmp_path / "p.toml")
     assert 'did you mean "--learning_rate"?' in result.output
+
+
+def test_a_multi_machine_command_keeps_its_machine_flags(tmp_path: Path) -> None:
+    text = (
+        "accelerate launch --config_file acc.yaml --multi_gpu --num_processes 8 --num_machines 2 "
+        "--machine_rank 1 --main_process_ip 10.0.0.1 --main_process_port 29555 --same_network "
+        "--rdzv_backend static --rdzv_conf timeout=60 train_network.py "
+        "--pretrained_model_name_or_path org/model --train_data_dir /data --output_name x"
+    )
+    result = paste(text, "-o", tmp_path / "plan.toml", "--json")
+    assert result.exit_code == 0, result.output
+    by_source = {r["source"]: r for r in json.loads(result.output)["records"]}
+    expected = {
+        "accelerate --machine_rank": ("launch.machine_rank", 1),
+        "accelerate --main_process_ip": ("launch.main_process_ip", "10.0.0.1"),
+        "accelerate --same_network": ("launch.same_network", True),
+        "accelerate --rdzv_backend": ("launch.rdzv_backend", "static"),
+        "accelerate --rdzv_conf": ("launch.rdzv_timeout", 60),
+        "accelerate --num_processes": ("launch.num_processes", 8),
+    }
+    for source, (key, value) in expected.items():
+        assert (by_source[source]["plan_key"], by_source[source]["value"]) == (key, value)
+    assert by_source["accelerate --config_file"]["kind"] == "dropped"

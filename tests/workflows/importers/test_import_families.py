@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from helpers import flux_stub_files, make_images
+from helpers import flux_stub_files, make_images, trainer_script
 
 from kohya_plan.loading import loads_toml
 from kohya_plan.rules import RULES
@@ -50,9 +50,7 @@ def test_sdxl_gui_config_renders_for_sdxl_train_network(tmp_path: Path, run_cli:
     # the config's bucket_reso_steps 1 is refused by check (sd-scripts asserts a multiple)
     source = _kohya_ss(tmp_path, "SDXL-Standard-AdamW8bit.json")
     data = _make(run_cli, source, "dataset.bucket_reso_steps=64")
-    assert Path(data["argv"][data["argv"].index("--config_file") - 1]).name == (
-        "sdxl_train_network.py"
-    )
+    assert trainer_script(data["argv"]) == ("sdxl_train_network.py")
     config = _config(data)
     # lora_gui.py L2155-2160 / L2344: the SDXL fields become sdxl_train_network.py options
     assert config["cache_text_encoder_outputs"] is True
@@ -72,9 +70,7 @@ def test_flux_gui_config_renders_for_flux_train_network(tmp_path: Path, run_cli:
         f"dataset.train_dir={tmp_path / 'kohya_ss' / 'test' / 'img'}"
     ]
     data = _make(run_cli, source, *sets)
-    assert Path(data["argv"][data["argv"].index("--config_file") - 1]).name == (
-        "flux_train_network.py"
-    )
+    assert trainer_script(data["argv"]) == ("flux_train_network.py")
     config = _config(data)
     assert config["ae"] == str(names["ae"])
     assert config["clip_l"] == str(names["clip_l"])

@@ -33,6 +33,17 @@ SAMPLES: dict[str, Any] = {
     "save_model_as": "ckpt",
     "sample_sampler": "ddim",
     "max_grad_norm": 0.5,
+    "zero_stage": 3,
+    "offload_optimizer_device": "cpu",
+    "offload_param_device": "nvme",
+}
+# DeepSpeed's ZeRO options count only with --deepspeed (sd-scripts ignores them otherwise).
+WITH_DEEPSPEED = {
+    "zero_stage",
+    "offload_optimizer_device",
+    "offload_optimizer_nvme_path",
+    "offload_param_device",
+    "offload_param_nvme_path",
 }
 
 
@@ -66,8 +77,9 @@ def _build(
 @pytest.mark.parametrize("option", sorted(set(OPTION_FOR.values())))
 def test_every_option_the_renderer_writes_maps_back_to_its_plan_key(option: str) -> None:
     value = _sample(option)
+    given = {option: value, **({"deepspeed": True} if option in WITH_DEEPSPEED else {})}
     files = {"/src/prompts.txt": "a cat --w 512\n"}
-    builder = _build({option: value}, files, script=_script(option))
+    builder = _build(given, files, script=_script(option))
     record = builder.records[option]
     assert record.kind == "mapped", record
     plan_key = {v: k for k, v in OPTION_FOR.items()}[option]
@@ -207,3 +219,12 @@ def test_cli_formats_are_the_importers_formats(run_cli: Any) -> None:
 
     help_text = run_cli("import", "--help").output
     assert all(name in help_text for name in FORMATS)
+
+
+def test_zero_options_without_deepspeed_are_dropped_as_sd_scripts_ignores_them() -> None:
+    builder = _build({"zero_stage": 3, "ddp_timeout": 5})
+    assert builder.records["zero_stage"].kind == "dropped"
+    assert "launch" not in builder.plan or "deepspeed" not in builder.plan["launch"]
+    assert builder.plan["launch"]["ddp_timeout"] == 5
+    with_it = _build({"zero_stage": 3, "deepspeed": True, "offload_param_device": "cpu"})
+    assert with_it.plan["launch"]["deepspeed"] == {"zero_stage": 3, "offload_param_device": "cpu"}
