@@ -13,6 +13,10 @@ then asks the guardian to stop the trainer deliberately: SIGINT to its process g
 saves on KeyboardInterrupt), after `grace_s` SIGTERM to every process of the tree, then SIGKILL.
 A second Ctrl-C kills at once. A closed terminal (SIGHUP) does not stop the training: it is
 reported to `on_status` as a "hangup" and the run goes on (see `launch`).
+
+This module stays long because the stop's escalation, the output reader and the guardian's
+status messages are one state machine over the same process tree; apart, the order in which a
+stop and the trainer's end can race would no longer be visible in one place.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ and repairs. Interrupting is safe: the checkout is cloned into `<dir>.partial` a
 when complete; the venv's record is written before the venv is created and the step is
 stamped only after it, so a half-made venv (ours) is removed and made again. Nothing outside
 the chosen folders is touched; a folder that kohya-plan did not make is never deleted.
+
+This module stays long because the six steps are check/run pairs over one shared context,
+read in the order they run; each is short, and apart they would hide that order.
 """
 
 from __future__ import annotations

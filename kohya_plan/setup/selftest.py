@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kohya_plan.setup.doctor import Diagnosis, Target
-    from kohya_plan.workflows.launch import RunView
+    from kohya_plan.workflows.watch import RunView
 
 FAMILIES = ("sd15",)
 TOKENIZER_FOLDER = "openai_clip-vit-large-patch14"

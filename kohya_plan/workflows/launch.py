@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from kohya_plan import rules, rundir
 from kohya_plan.errors import (
@@ -24,7 +21,6 @@ from kohya_plan.errors import (
 from kohya_plan.findings import blocking
 from kohya_plan.loading import is_plan_folder, load_plan, plan_file, source_plan
 from kohya_plan.outputs import (
-    OUTPUT_LOCK,
     STATE_LAST_FILE,
     break_links,
     existing_outputs,
@@ -35,31 +31,30 @@ from kohya_plan.outputs import (
 from kohya_plan.planning import check_plan, check_validated, locate_trainer, make_run
 from kohya_plan.render.command import expand_env_refs
 from kohya_plan.render.toml_text import toml_string
-from kohya_plan.run.identity import alive, identity
-from kohya_plan.run.locks import Busy, Lock, acquire, holder
+from kohya_plan.run.identity import identity
 from kohya_plan.summary import format_clock
-from kohya_plan.trainlog.events import Event, Failure, RunState
-from kohya_plan.trainlog.records import LogParser
+from kohya_plan.trainlog.events import Event, Failure
 from kohya_plan.trainlog.replay import replay_file
+from kohya_plan.workflows.preflight import (
+    lock_output,
+    lock_run_dir,
+    preflight,
+    preflight_argv,
+    refuse_overwrite,
+)
 from kohya_plan.workflows.results import finish_summary
+from kohya_plan.workflows.watch import RunNotes, SafeView, Tracker
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from pathlib import Path
 
     from kohya_plan.checks.report import CheckReport
     from kohya_plan.plan import Plan
-    from kohya_plan.planning import RenderedRun, Trainer
+    from kohya_plan.planning import RenderedRun
+    from kohya_plan.run.locks import Lock
     from kohya_plan.summary import RunSummary
-
-
-class RunView(Protocol):
-    """What shows a running trainer to the user (see display.run_view)."""
-
-    def event(self, event: Event, state: RunState) -> None: ...
-
-    def notice(self, text: str) -> None: ...
-
-    def close(self) -> None: ...
+    from kohya_plan.workflows.watch import RunView
 
 
 @dataclass(frozen=True)
@@ -293,129 +288,6 @@ def prepare_report(
     return PreparedRun.from_rendered(rendered, report.plan, (run_lock, output_lock))
 
 
-# How long a refused launch waits for the other launch to name its new run folder.
-_RUN_DIR_WAIT_S = 5.0
-
-
-def _holder_text(note: dict[str, object]) -> str:
-    pid = note.get("pid")
-    if not isinstance(pid, int):
-        return "another kohya-plan launch"
-    where = note.get("run_dir") or note.get("plan")
-    text = f"kohya-plan pid {pid}" + (f", run folder {where}" if where else "")
-    if not alive(pid, note.get("create_time")):
-        text += "; that kohya-plan is gone, and its guardian is still stopping the trainer"
-    return text
-
-
-def lock_run_dir(run: rundir.RunDir) -> Lock:
-    """The run folder's lock, or a LaunchError naming the launch that holds it."""
-    try:
-        return acquire(run.lock, **identity(), run_dir=str(run.path), since=time.time())
-    except Busy as busy:
-        msg = (
-            f"{run.path} is being launched already ({_holder_text(busy.note)}) — "
-            f"`kohya-plan summary {run.path}` shows its progress, `kohya-plan stop {run.path}` "
-            "stops it"
-        )
-        raise LaunchError(msg) from None
-    except OSError as exc:
-        msg = f"cannot lock {run.lock} ({exc.strerror or exc}) — is the run folder writable?"
-        raise LaunchError(msg) from None
-
-
-def lock_output(plan: Plan, run_dir: Path | None, *, plan_path: Path | None = None) -> Lock:
-    """The lock on output.dir + output.name (one writer per output), or a LaunchError."""
-    out = plan.output.dir
-    path = out / OUTPUT_LOCK.format(name=plan.output.name)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        return acquire(
-            path,
-            **identity(),
-            run_dir=None if run_dir is None else str(run_dir),
-            plan=None if plan_path is None else str(plan_path),
-            since=time.time(),
-        )
-    except Busy as busy:
-        note = busy.note
-        # The other launch may still be making its run folder: give it a moment to say which.
-        deadline = time.monotonic() + _RUN_DIR_WAIT_S
-        while not note.get("run_dir") and time.monotonic() < deadline:
-            time.sleep(0.1)
-            note = holder(path) or note
-        busy.note = note
-        where = note.get("run_dir")
-        stop = f" (`kohya-plan stop {where}` stops it)" if where else ""
-        msg = (
-            f"{out} / {plan.output.name}: another launch is writing this output "
-            f"({_holder_text(busy.note)}){stop} — wait for it to end, or choose another "
-            "output.name or output.dir"
-        )
-        raise LaunchError(msg) from None
-    except OSError as exc:
-        msg = (
-            f"cannot write into output.dir {out} ({exc.strerror or exc}) — sd-scripts could not "
-            "save the LoRA files there either: choose a writable output.dir"
-        )
-        raise LaunchError(msg) from None
-
-
-def refuse_overwrite(plan: Plan) -> None:
-    """Refuse a launch that would overwrite LoRA files of this output name without a word."""
-    existing = existing_outputs(plan)
-    if existing:
-        names = ", ".join(p.name for p in existing[:3]) + (" …" if len(existing) > 3 else "")
-        msg = (
-            f"{plan.output.dir} already holds {names}; sd-scripts would overwrite them without "
-            "a word — pass --overwrite, --resume to continue from a saved state, or change "
-            "output.name / output.dir"
-        )
-        raise LaunchError(msg)
-
-
-def preflight(trainer: Trainer, plan: Plan) -> None:
-    """What would make the trainer fail at once, said now and clearly (before `make`)."""
-    _check_script(trainer.script(plan))
-    _check_program(trainer.python or "accelerate")
-
-
-def preflight_argv(argv: list[str], script_name: str) -> None:
-    """`preflight` for a made run folder, from its argv."""
-    script = next((a for a in argv if Path(a).name == script_name), None)
-    if script is not None:
-        _check_script(Path(script))
-    if argv:
-        _check_program(argv[0])
-
-
-def _check_script(script: Path) -> None:
-    if not script.is_file():
-        msg = (
-            f"sd-scripts is not at {script.parent} — run `kohya-plan setup` (in a "
-            "clone of kohya-plan: scripts/setup-sd-scripts), or set launch.sd_scripts "
-            "(or KOHYA_SD_SCRIPTS) and make the run again"
-        )
-        raise LaunchError(msg)
-
-
-def _check_program(program: str) -> None:
-    if os.sep in program or "/" in program:
-        if not Path(program).is_file():
-            msg = (
-                f"the Python for sd-scripts is not at {program} — run `kohya-plan setup` (in "
-                "a clone of kohya-plan: scripts/setup-sd-scripts) or set launch.python (or "
-                "KOHYA_SD_PYTHON)"
-            )
-            raise LaunchError(msg)
-    elif shutil.which(program) is None:
-        msg = (
-            f"`{program}` is not on PATH — set launch.python to the interpreter that has "
-            "sd-scripts' requirements (or run scripts/setup-sd-scripts)"
-        )
-        raise LaunchError(msg)
-
-
 def run(
     prepared: PreparedRun,
     options: LaunchOptions,
@@ -440,13 +312,12 @@ def _run(
     options: LaunchOptions,
     view_factory: Callable[[], RunView],
 ) -> RunSummary:
-    from kohya_plan.run.identity import identity
     from kohya_plan.run.supervisor import Supervisor
 
     folder = rundir.RunDir(prepared.run_dir)
     notes = RunNotes(folder / rundir.NOTES)
     view = SafeView(view_factory, notes)
-    tracker = _Tracker(view, notes)
+    tracker = Tracker(view, notes)
     supervisor: Supervisor | None = None
 
     def on_events(events: list[Event]) -> None:
@@ -585,178 +456,6 @@ def _run(
     if unsaved:
         summary = replace(summary, warnings=(*unsaved, *summary.warnings))
     return summary
-
-
-class RunNotes:
-    """kohya-plan.log: kohya-plan's own lines about the run, with times (never train.log)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def add(self, text: str) -> None:
-        """Append one line; a note that cannot be written is not worth stopping a run for."""
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        try:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(f"{stamp} kohya-plan: {text}\n")
-        except OSError:
-            pass
-
-
-class _Tracker:
-    """The parsed state of the run, and kohya-plan's own warnings and notes about it."""
-
-    def __init__(self, view: SafeView, notes: RunNotes) -> None:
-        self.state = RunState()
-        self.parser: LogParser | None = LogParser()
-        self.view = view
-        self.run_notes = notes
-        self.stopping: str | None = None
-        self.warnings: list[str] = []
-        self.notes: list[str] = []
-
-    def feed(self, chunk: bytes) -> list[Event]:
-        if self.parser is None:
-            return []
-        try:
-            return self.parser.feed(chunk)
-        except Exception as exc:
-            # A parser bug must not cost the training: stop parsing, keep supervising.
-            self.parser = None
-            self.warn(
-                f"kohya-plan could not parse the trainer's output ({type(exc).__name__}: {exc}); "
-                f"progress is no longer shown, the training goes on, {rundir.LOG} has everything"
-            )
-            return []
-
-    def finish(self) -> list[Event]:
-        if self.parser is None:
-            return []
-        try:
-            return self.parser.finish()
-        except Exception:
-            return []
-
-    def warn(self, text: str) -> None:
-        self.warnings.append(text)
-        self.run_notes.add(f"warning: {text}")
-        self.view.notice(f"warning: {text}")
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        self.run_notes.add(text)
-        self.view.notice(text)
-
-
-class SafeView:
-    """The run's view, made harmless: nothing the display does can stop or kill the training.
-
-    A closed stdout (`| head`, a dead `tee`), a closed terminal (SIGHUP, or EIO on write) or an
-    exception in the view switches the display off: the run goes on, train.log and the
-    summary are written as always, and the reason is noted.
-    """
-
-    def __init__(self, factory: Callable[[], RunView], notes: RunNotes) -> None:
-        self.notes = notes
-        self.view: RunView | None = None
-        try:
-            self.view = factory()
-        except (Exception, SystemExit) as exc:
-            self._failed(exc)
-
-    def event(self, event: Event, state: RunState) -> None:
-        if self.view is not None:
-            try:
-                self.view.event(event, state)
-            except (Exception, SystemExit) as exc:
-                self._failed(exc)
-
-    def notice(self, text: str) -> None:
-        if self.view is not None:
-            try:
-                self.view.notice(text)
-            except (Exception, SystemExit) as exc:
-                self._failed(exc)
-
-    def close(self) -> None:
-        view, self.view = self.view, None
-        if view is not None:
-            try:
-                view.close()
-            except (Exception, SystemExit) as exc:
-                self._failed(exc)
-
-    def detach(self, reason: str) -> None:
-        """Stop showing anything (the terminal is gone); the run goes on."""
-        silence_terminal()
-        self.close()
-        self.notes.add(f"display off: {reason}")
-
-    def _failed(self, exc: BaseException) -> None:
-        view, self.view = self.view, None
-        if isinstance(exc, SystemExit):
-            # rich's answer to a broken pipe: stdout to the null device, then SystemExit(1).
-            silence_broken_output()
-            reason = "the output is closed or gone (broken pipe)"
-        elif isinstance(exc, OSError):
-            silence_broken_output()
-            reason = f"the output is closed or gone ({exc.strerror or exc})"
-        else:
-            reason = f"the display failed ({type(exc).__name__}: {exc})"
-        self.notes.add(f"display off: {reason}; the training goes on")
-        if view is not None:
-            with contextlib.suppress(Exception, SystemExit):
-                view.close()
-
-
-def _devnull_over(fd: int) -> None:
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        os.dup2(null, fd)
-    except OSError:
-        pass
-    finally:
-        os.close(null)
-
-
-def _fd_of(stream: object) -> int | None:
-    try:
-        return int(stream.fileno())  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return None  # not a real file (a test runner's buffer)
-
-
-def silence_broken_output() -> None:
-    """stdout can no longer be written (EPIPE: `| head`, a dead `tee`; EIO: a closed terminal):
-    point it at the null device, so that later writes (the summary, the interpreter's last
-    flush) succeed quietly instead of raising. The run's results are in its folder."""
-    fd = _fd_of(sys.stdout)
-    if fd is not None:
-        _devnull_over(fd)
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-
-
-def silence_terminal() -> None:
-    """After SIGHUP: stdout/stderr that are terminals point at the null device from now on."""
-    import stat
-
-    for stream in (sys.stdout, sys.stderr):
-        fd = _fd_of(stream)
-        if fd is None:
-            continue
-        try:
-            mode = os.fstat(fd).st_mode
-        except OSError:
-            _devnull_over(fd)
-            continue
-        if stat.S_ISCHR(mode) and os.fstat(fd).st_rdev != Path(os.devnull).stat().st_rdev:
-            _devnull_over(fd)
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
 
 
 def run_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:

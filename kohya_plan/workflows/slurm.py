@@ -117,7 +117,7 @@ def submit(target: Path, overrides: Iterable[str] = (), *, overwrite: bool = Fal
         run = rundir.RunDir(target).require_made()
     else:
         from kohya_plan.planning import check_plan, locate_trainer, make_run
-        from kohya_plan.workflows.launch import preflight, refuse_overwrite
+        from kohya_plan.workflows.preflight import preflight, refuse_overwrite
 
         report = check_plan(target, overrides)
         report.raise_if_blocked()

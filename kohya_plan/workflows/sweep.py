@@ -6,6 +6,9 @@ written. Then each is a normal `make` into the sweep's folder, with sweep.json r
 grid, the points and their run folders. The points then run locally one after another (a queue
 in queue.json: a failed point does not stop the others, and `sweep SWEEP_DIR` resumes where a
 stopped queue left off) or as one SLURM job array (`--slurm`, at most `max_parallel` at once).
+
+This module stays long because the grid, the points' folders, the local queue and the job
+array share the sweep's one record (sweep.json, queue.json): each part is short.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ if TYPE_CHECKING:
     from kohya_plan.findings import Finding
     from kohya_plan.plan.common import ScalarValue
     from kohya_plan.summary import RunSummary
-    from kohya_plan.workflows.launch import RunView
     from kohya_plan.workflows.slurm import RunStatus
+    from kohya_plan.workflows.watch import RunView
 
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 QUEUE_STATES = ("pending", "running", "succeeded", "failed", "stopped")

@@ -283,7 +283,7 @@ def test_hub_login_shows_where_the_token_is_never_the_token_and_disks_are_judged
 
 
 def test_token_source_names_the_variable_not_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kohya_plan.setup.doctor import _hf_token_source
+    from kohya_plan.setup.doctor.gather import _hf_token_source
 
     monkeypatch.setenv("HF_TOKEN", "hf_SECRETsecretSECRETsecret")
     assert _hf_token_source() == "$HF_TOKEN"

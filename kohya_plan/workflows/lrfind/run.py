@@ -13,7 +13,7 @@ from kohya_plan.loading import apply_overrides, loads_toml, read_toml, validate_
 from kohya_plan.plan.optimizer import is_adaptive
 from kohya_plan.planning import check_data
 from kohya_plan.trainlog.tensorboard import read_scalars
-from kohya_plan.workflows.launch import LaunchOptions, RunView, prepare_report
+from kohya_plan.workflows.launch import LaunchOptions, prepare_report
 from kohya_plan.workflows.launch import run as run_supervised
 from kohya_plan.workflows.lrfind import search as lrfind
 from kohya_plan.workflows.lrfind.chart import dlr_chart, preload
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from kohya_plan.summary import RunSummary
     from kohya_plan.workflows.lrfind.search import Plateau
+    from kohya_plan.workflows.watch import RunView
 
 
 @dataclass(frozen=True)
