@@ -9,13 +9,11 @@ A screenshot of the page is kept in tests/artifacts/ (git-ignored) to look at.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 import zlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
+from browser import ARTIFACTS, MARKS, body_attrs, chromium
 from helpers import TESTS
 from test_report import (
     finish,
@@ -28,49 +26,10 @@ from test_report import (
 
 from kohya_plan.report import write_report
 
-ARTIFACTS = TESTS / "artifacts"
+if TYPE_CHECKING:
+    from pathlib import Path
 
-
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
-
-
-CHROMIUM = find_chromium()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Chromium is not installed (apt-get install chromium); the browser check needs it",
-    ),
-]
-
-
-def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-
-
-def body_attrs(dom: str) -> dict[str, str]:
-    match = re.search(r"<body([^>]*)>", dom)
-    assert match is not None, dom[:2000]
-    return dict(re.findall(r'([\w-]+)="([^"]*)"', match.group(1)))
+pytestmark = MARKS
 
 
 def gradient_png(path: Path, size: int, hue: int) -> None:

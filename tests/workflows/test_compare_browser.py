@@ -7,64 +7,25 @@ prints the DOM after load. A screenshot is kept in tests/artifacts/compare_sweep
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
+from browser import ARTIFACTS, MARKS, body_attrs, chromium
 from compare_lab import trained_sweep
-from helpers import TESTS
 
 from kohya_plan.workflows.compare import write_compare
 
-ARTIFACTS = TESTS / "artifacts"
+if TYPE_CHECKING:
+    from pathlib import Path
 
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
-
-
-CHROMIUM = _chromium()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Chromium is not installed (apt-get install chromium); the browser check needs it",
-    ),
-]
-
-
-def _run(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+pytestmark = MARKS
 
 
 def test_the_comparison_renders_in_chromium(tmp_path: Path) -> None:
     sweep = trained_sweep(tmp_path / "lab", epochs=3, prompts=2, size=96)
     page = write_compare([sweep.path])
-    dom = _run(tmp_path / "profile", "--dump-dom", page.as_uri())
+    dom = chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    body = re.search(r"<body([^>]*)>", dom.stdout)
-    assert body is not None
-    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
+    attrs = body_attrs(dom.stdout)
     # 4 runs × 3 epochs × 2 prompts in the sample grids + 2 prompts × 4 in the X/Y grid
     assert attrs["data-images"] == str(4 * 3 * 2 + 2 * 4)
     assert attrs["data-images-loaded"] == attrs["data-images"]
@@ -74,7 +35,7 @@ def test_the_comparison_renders_in_chromium(tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "compare_sweep.png"
     shot.unlink(missing_ok=True)
-    result = _run(
+    result = chromium(
         tmp_path / "profile",
         f"--screenshot={shot}",
         "--window-size=1400,2600",

@@ -97,7 +97,11 @@ def _default_config_file():
 
 
 def _flat_yaml(text):
-    """The top-level `key: value` lines of a YAML file, for when pyyaml is not installed."""
+    """The top-level `key: value` lines of a YAML file, for when pyyaml is not installed.
+
+    The same as kohya_plan.inputs.accelerate_config.flat_yaml: the probe runs alone in the
+    trainer's interpreter, where kohya-plan cannot be imported.
+    """
     values = {}
     for line in text.splitlines():
         if not line or line[0] in " #-" or ":" not in line:
