@@ -185,6 +185,32 @@ def unmet(pins: dict[str, str | None], installed: dict[str, str]) -> list[str]:
     return problems
 
 
+_BUILD_TAG = re.compile(r"^(cpu|cu\d+|rocm[\d.]+)$")
+
+
+def build_problem(choice: TorchChoice, installed: dict[str, str]) -> str | None:
+    """Why the installed torch is not the build `choice` asks for (None when it is, or when
+    the choice names no build: PyPI's default index).
+
+    PyTorch's indexes tag their wheels (``2.14.1+cpu``, ``+cu128``); a torch of the right
+    version from another index is a different build (a CUDA torch where ``--cpu`` was asked
+    for is ~2 GB more; a CPU torch where a GPU should train cannot use it).
+    """
+    if choice.index_url is None:
+        return None
+    tag = choice.index_url.rstrip("/").rsplit("/", 1)[-1]
+    if not _BUILD_TAG.match(tag):
+        return None  # another index (--torch-index): its own naming
+    got = installed.get("torch")
+    if got is None:
+        return None  # `unmet` says it is missing
+    local = got.partition("+")[2]
+    if local == tag:
+        return None
+    build = f"the +{local} build" if local else "a build without a tag (PyPI's)"
+    return f"torch {got} is {build}, wants +{tag} ({choice.why})"
+
+
 # --- installer commands -----------------------------------------------------------------------
 
 
@@ -212,13 +238,20 @@ class Installer:
         requirements: Path | None = None,
         editable: Path | None = None,
         index_url: str | None = None,
+        reinstall: Sequence[str] = (),
     ) -> list[str]:
-        """Install into the venv whose interpreter is `python`."""
+        """Install into the venv whose interpreter is `python` (`reinstall`: these packages
+        even where the same version is installed, e.g. torch from another build)."""
         if self.kind == "uv":
             assert self.uv is not None
             argv = [self.uv, "pip", "install", "--python", str(python)]
+            for name in reinstall:
+                argv += ["--reinstall-package", name]
         else:
             argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+            if reinstall:
+                # pip has no per-package form; the packages given are the ones reinstalled
+                argv += ["--force-reinstall", "--no-deps"]
         if self.no_index:
             argv.append("--no-index")
         elif index_url is not None:

@@ -35,6 +35,7 @@ from kohya_plan.setup.choices import (
     Device,
     Installer,
     TorchChoice,
+    build_problem,
     choose_torch,
     normalize,
     parse_cuda_version,
@@ -432,13 +433,22 @@ def _torch_title(ctx: _Context) -> str:
 
 def _torch_check(ctx: _Context) -> str | None:
     pins: dict[str, str | None] = {"torch": ctx.torch.torch, "torchvision": ctx.torch.torchvision}
-    problems = unmet(pins, _distributions(ctx))
+    installed = _distributions(ctx)
+    problems = unmet(pins, installed)
+    if (wrong_build := build_problem(ctx.torch, installed)) is not None:
+        problems.append(wrong_build)
     return ", ".join(problems) or None
 
 
 def _torch_run(ctx: _Context) -> str:
+    # The right version of another build (CUDA where --cpu was asked) counts as installed
+    # for pip: replace it outright.
+    wrong_build = build_problem(ctx.torch, _distributions(ctx)) is not None
     argv = ctx.installer.install_argv(
-        ctx.layout.python, ctx.torch.specs, index_url=ctx.torch.index_url
+        ctx.layout.python,
+        ctx.torch.specs,
+        index_url=ctx.torch.index_url,
+        reinstall=("torch", "torchvision") if wrong_build else (),
     )
     ctx.stream(argv, "installing torch", "see the output above; --torch-index sets the index")
     ctx.stamp("torch", ctx.torch.key)

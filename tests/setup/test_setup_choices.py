@@ -11,6 +11,7 @@ from kohya_plan.setup.choices import (
     DEFAULT_TORCH,
     PYTORCH_INDEX,
     Installer,
+    build_problem,
     choose_torch,
     parse_cuda_version,
     requirement_pins,
@@ -145,3 +146,28 @@ def test_pip_and_uv_argv() -> None:
         "/v",
     ]
     assert pip.venv_argv("python3.11", Path("/v")) == ["python3.11", "-m", "venv", "/v"]
+
+
+def test_a_torch_of_the_right_version_but_another_build_is_named() -> None:
+    """`setup --cpu` over a CUDA torch of the same version: "already right" would be a lie
+    (pip itself counts it as installed, so the step reinstalls it)."""
+    cpu = choose_torch(version=None, device="cpu", system="Linux", gpus=0, driver_cuda=None)
+    cuda_torch = {"torch": "2.14.1+cu130", "torchvision": "0.29.1+cu130"}
+    problem = build_problem(cpu, cuda_torch)
+    assert problem is not None
+    assert "torch 2.14.1+cu130 is the +cu130 build, wants +cpu" in problem
+    assert build_problem(cpu, {"torch": "2.14.1+cpu"}) is None
+    assert "a build without a tag (PyPI's)" in (build_problem(cpu, {"torch": "2.14.1"}) or "")
+    # PyPI's default index names no build: any build of the version is right
+    auto = choose_torch(version=None, device="auto", system="Linux", gpus=0, driver_cuda=None)
+    assert auto.index_url is None
+    assert build_problem(auto, cuda_torch) is None
+
+
+def test_a_wrong_build_is_reinstalled() -> None:
+    python = Path("/v/bin/python")
+    pip = Installer("pip").install_argv(python, ["torch==2.14.1"], reinstall=("torch",))
+    assert pip[-3:] == ["--force-reinstall", "--no-deps", "torch==2.14.1"]
+    uv = Installer("uv", uv="/bin/uv").install_argv(python, ["torch==2.14.1"], reinstall=("torch",))
+    assert uv[-3:] == ["--reinstall-package", "torch", "torch==2.14.1"]
+    assert "--force-reinstall" not in Installer("pip").install_argv(python, ["torch==2.14.1"])
