@@ -55,10 +55,16 @@ def _torch():
         import torch
     except BaseException as exc:
         return {"error": _error(exc)}
+    # A broken or foreign torch (no torch.version, no __version__) is a finding, not a crash
+    # of the probe: the rest of the environment is still examined.
+    version = getattr(torch, "__version__", None)
+    if not isinstance(version, str):
+        return {"error": "the torch package has no __version__: not a real PyTorch install"}
+    builds = getattr(torch, "version", None)
     info = {
-        "version": torch.__version__,
-        "cuda_build": getattr(torch.version, "cuda", None),
-        "hip_build": getattr(torch.version, "hip", None),
+        "version": version,
+        "cuda_build": getattr(builds, "cuda", None),
+        "hip_build": getattr(builds, "hip", None),
         "cuda_available": False,
         "cuda_error": None,
         "devices": [],
