@@ -198,6 +198,27 @@ def test_stop_cancels_the_job_and_status_says_who_stopped_it(
     assert "it was never launched" in refused.output
 
 
+def test_stop_of_a_sweep_folder_cancels_its_job_array(
+    tmp_path: Path, fake: FakeScheduler, run_cli: Callable[..., Result]
+) -> None:
+    """One `stop` for every way a run runs: a sweep folder's job array is cancelled whole."""
+    from kohya_plan.workflows.sweep import make_sweep, submit_sweep
+
+    plan = _plan(tmp_path)
+    array = make_sweep(plan, ["network.dim=16,32"], slurm=True)
+    job = submit_sweep(array)
+    result = run_cli("stop", array.path)
+    assert result.exit_code == 0, result.output
+    assert fake.cancelled == [job]
+    assert f"Cancelled job {job}" in result.output
+    # a sweep that runs here has no job to cancel: its own terminal stops it (Ctrl-C)
+    local = make_sweep(plan, ["network.dim=64,128"])
+    refused = run_cli("stop", local.path)
+    assert refused.exit_code == 2
+    assert "a local sweep stops with Ctrl-C in its terminal" in refused.output
+    assert fake.cancelled == [job]
+
+
 def test_a_local_run_folder_has_a_status_too(
     tmp_path: Path, run_cli: Callable[..., Result]
 ) -> None:
