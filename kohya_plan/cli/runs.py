@@ -288,7 +288,7 @@ def stop(target: Path, now: bool, no_wait: bool, timeout: float | None) -> None:
     from kohya_plan.workflows.sweep import is_sweep_dir, stop_sweep
 
     if is_sweep_dir(target):
-        display.stopped(stop_sweep(target), str(target))
+        display.stopped(stop_sweep(target, now=now), str(target), now=now)
         return
     done = stop_run(target, now=now, wait=not no_wait, timeout_s=timeout)
     display.plain(f"{done.action}")

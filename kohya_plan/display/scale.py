@@ -71,12 +71,13 @@ def statuses(rows: Sequence[tuple[str, RunStatus]]) -> None:
     _out.print("  " + ", ".join(f"{n} {state}" for state, n in counts.items()))
 
 
-def stopped(job_id: str, run_dir: str) -> None:
+def stopped(job_id: str, run_dir: str, *, now: bool = False) -> None:
     """`stop` asked the scheduler to cancel a job."""
+    signal = "SIGKILL" if now else "SIGTERM"
     _out.print(
         Text(f"Cancelled job {job_id}", style="bold yellow")
         + Text(
-            f": the trainer gets SIGTERM now; `kohya-plan status {run_dir}` says when it is gone"
+            f": the trainer gets {signal} now; `kohya-plan status {run_dir}` says when it is gone"
         )
     )
 

@@ -418,10 +418,29 @@ def stop_slurm(run_dir: Path, *, now: bool = False) -> str:
     if record is None:
         msg = f"{run.path} was not submitted to SLURM (no {rundir.SLURM_JOB}): nothing to cancel"
         raise LaunchError(msg)
+    return cancel(run, record, now=now)
+
+
+def cancel(run: rundir.RunDir, record: JobRecord, *, now: bool = False) -> str:
+    """scancel `record`'s job (a run's, or a sweep's whole array; `now`: SIGKILL, else
+    SIGTERM) and note the request in the folder's slurm.json; the job id."""
     scheduler.scancel(record.job_id, signal="KILL" if now else None)
-    data = {**record.to_json(), "stop_requested_at": time.time()}
-    run.write_json(rundir.SLURM_JOB, data)
+    run.write_json(rundir.SLURM_JOB, {**record.to_json(), "stop_requested_at": time.time()})
     return record.job_id
+
+
+def queue_state(run: rundir.RunDir) -> str | None:
+    """Where the scheduler has the folder's job, from squeue and sacct alone (no log read):
+    "queued" (waiting or running), "ended", "unknown" (neither knows it: no accounting), or
+    None when the folder was not submitted."""
+    record = job_record(run)
+    if record is None:
+        return None
+    if any(_same_job(r.job_id, record) for r in scheduler.squeue([record.job_id])):
+        return "queued"
+    if any(_same_job(r.job_id, record) for r in scheduler.sacct(record.job_id)):
+        return "ended"
+    return "unknown"
 
 
 def summary_of(run_dir: Path) -> RunSummary:

@@ -59,20 +59,15 @@ LOCAL = Stopper(
 # A SLURM run: the job's own steps run the trainer (on the cluster's nodes), so the scheduler
 # is asked and stops it; a job that is no longer queued is not active (the local stopper then
 # says why nothing runs).
-_SLURM_QUEUED = ("pending", "running")
 _SLURM_POLL_S = 2.0
 
 
-def _slurm_state(run: rundir.RunDir) -> str | None:
-    from kohya_plan.workflows.slurm import job_record, run_status
-
-    return run_status(run.path).state if job_record(run) is not None else None
-
-
 def _slurm_active(run: rundir.RunDir) -> bool:
+    from kohya_plan.workflows.slurm import queue_state
+
     # "unknown": neither squeue nor sacct knows the job (no accounting): scancel is still the
     # way to make sure it is gone
-    return _slurm_state(run) in (*_SLURM_QUEUED, "unknown")
+    return queue_state(run) in ("queued", "unknown")
 
 
 def _slurm_stop(run: rundir.RunDir, now: bool) -> str:
@@ -87,7 +82,9 @@ def _slurm_wait(run: rundir.RunDir, timeout_s: float) -> bool:
     import time
 
     deadline = time.monotonic() + timeout_s
-    while _slurm_state(run) in _SLURM_QUEUED:
+    from kohya_plan.workflows.slurm import queue_state
+
+    while queue_state(run) == "queued":
         if time.monotonic() >= deadline:
             return False
         time.sleep(_SLURM_POLL_S)

@@ -591,10 +591,9 @@ def sweep_status(sweep_dir: Path) -> list[tuple[str, RunStatus]]:
     return rows
 
 
-def stop_sweep(sweep_dir: Path) -> str:
-    """Cancel a sweep's SLURM job array (every point still waiting or running)."""
-    from kohya_plan.run import slurm as scheduler
-    from kohya_plan.workflows.slurm import job_record
+def stop_sweep(sweep_dir: Path, *, now: bool = False) -> str:
+    """Cancel a sweep's SLURM job array (every point still waiting or running; `now`: SIGKILL)."""
+    from kohya_plan.workflows.slurm import cancel, job_record
 
     run = rundir.RunDir(sweep_dir)
     record = job_record(run)
@@ -604,6 +603,4 @@ def stop_sweep(sweep_dir: Path) -> str:
             "with Ctrl-C in its terminal"
         )
         raise LaunchError(msg)
-    scheduler.scancel(record.job_id)
-    run.write_json(rundir.SLURM_JOB, {**record.to_json(), "stop_requested_at": time.time()})
-    return record.job_id
+    return cancel(run, record, now=now)

@@ -34,6 +34,7 @@ class FakeScheduler:
         self.account: list[AccountRow] = []
         self.submitted: list[Path] = []
         self.cancelled: list[str] = []
+        self.signals: list[str | None] = []
 
     def sbatch(self, script: Path, *, options: object = ()) -> str:
         self.submitted.append(script)
@@ -49,6 +50,7 @@ class FakeScheduler:
 
     def scancel(self, job_id: str, *, signal: str | None = None) -> None:
         self.cancelled.append(job_id)
+        self.signals.append(signal)
 
 
 @pytest.fixture
@@ -210,13 +212,17 @@ def test_stop_of_a_sweep_folder_cancels_its_job_array(
     result = run_cli("stop", array.path)
     assert result.exit_code == 0, result.output
     assert fake.cancelled == [job]
-    assert f"Cancelled job {job}" in result.output
+    assert f"Cancelled job {job}: the trainer gets SIGTERM" in result.output
+    now = run_cli("stop", array.path, "--now")
+    assert now.exit_code == 0, now.output
+    assert fake.signals == [None, "KILL"]
+    assert "the trainer gets SIGKILL" in now.output
     # a sweep that runs here has no job to cancel: its own terminal stops it (Ctrl-C)
     local = make_sweep(plan, ["network.dim=64,128"])
     refused = run_cli("stop", local.path)
     assert refused.exit_code == 2
     assert "a local sweep stops with Ctrl-C in its terminal" in refused.output
-    assert fake.cancelled == [job]
+    assert fake.cancelled == [job, job]
 
 
 def test_a_local_run_folder_has_a_status_too(
